@@ -1,0 +1,56 @@
+"""Configuration: one explicit pydantic object passed down (no globals).
+
+Precedence (applied by the CLI): command-line flags > ``AUTOTQA_*`` environment variables > the
+TOML file ``config.toml`` in the user config directory > these defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+EngineKind = Literal["local", "openai", "vllm", "scripted"]
+
+
+class EngineConfig(BaseModel):
+    kind: EngineKind = "local"
+    #: GGUF path or Hugging Face repo id (local); model name (openai/vllm). None: the packaged 0.5B model.
+    model: str | None = None
+    base_url: str | None = None
+    api_key: str | None = None
+    n_ctx: int = 8192
+    n_threads: int = Field(default_factory=lambda: max(1, len(os.sched_getaffinity(0))))
+    #: Memory budget for per-session KV snapshots of the embedded engine.
+    kv_cache_bytes: int = 512 * 1024 * 1024
+    #: Where KV state of a dataset's shared prefix is persisted across runs (None: user cache dir).
+    prefix_cache_dir: str | None = None
+    persist_prefix: bool = True
+    request_timeout_s: float = 120.0
+    seed: int = 0
+
+
+class ExecutorConfig(BaseModel):
+    row_cap: int = 1000
+    sql_timeout_s: float = 10.0
+    pandas_timeout_s: float = 20.0
+    pandas_cpu_s: int = 15
+    pandas_memory_mb: int = 1024
+
+
+class AgentConfig(BaseModel):
+    max_rounds: int = 3
+    max_repairs: int = 2
+    max_total_tokens: int = 12000
+    time_budget_s: float = 180.0
+    sample_values: int = 3
+    preview_rows: int = 8
+    #: Schema render budget in (approximate) tokens; larger schemas are linked to the question.
+    schema_token_budget: int = 1800
+
+
+class Config(BaseModel):
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    agents: AgentConfig = Field(default_factory=AgentConfig)

@@ -1,0 +1,1 @@
+"""Engine implementations. Import the concrete modules lazily: optional extras live behind them."""
