@@ -1,0 +1,22 @@
+# Shared by scripts/demo.sh and scripts/test.sh: create .venv and install autotqa with its extras.
+# Every install step the project needs lives here, so a fresh machine (Python >= 3.11, a C compiler)
+# gets exactly what CI gets.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PY=${PYTHON:-python3}
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "error: autotqa needs Python >= 3.11 (found: $("$PY" --version 2>&1)); set PYTHON=/path/to/python3.11+" >&2
+  exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+.venv/bin/python -m pip install -q --upgrade pip setuptools wheel
+# llama-cpp-python builds from source (5-10 min on 2 cores). pip keeps the built wheel in its own
+# cache (~/.cache/pip/wheels), so later runs on the same machine reuse it instead of rebuilding.
+export CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}"
+install_autotqa() {  # $1: extras, e.g. "local,dev"
+  .venv/bin/python -m pip install -q -e ".[$1]"
+}
