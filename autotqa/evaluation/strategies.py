@@ -1,0 +1,315 @@
+"""Strategies: the ways of answering a benchmark question that ``autotqa eval`` compares.
+
+A strategy turns a gold-free :class:`~autotqa.evaluation.datasets.Task` into a :class:`Prediction`.
+Two are built in, both on the same engine, model, catalog and SQL executor:
+
+* ``agents`` — the full five-agent loop through :class:`autotqa.Session`; one session per database
+  or table, kept open across that source's questions so the warm shared prefix is reused;
+* ``baseline`` — one LLM call: the schema block and the question in, one query in a ```sql fence out,
+  run once through the same executor. No repair, no plan, no critic.
+
+Both charge the cost of opening a source (loading the catalog, warming the prefix) to the first
+question asked on it, which is what a person asking that question would wait for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, Field
+
+from ..config import Config
+from ..executors.base import ExecutionResult, to_jsonable
+from .datasets import Task
+
+T = TypeVar("T")
+
+#: Row cap used when the harness runs predicted SQL: results are compared in full, not as previews.
+EVAL_ROW_CAP = 100_000
+
+
+class Prediction(BaseModel):
+    """What a strategy answered for one question, with its cost.
+
+    ``values`` are the answer values (WTQ compares these); ``columns``/``rows`` are the result of the
+    final query (Spider compares these); ``error`` is set when no usable result came out.
+    ``tokens`` holds prompt/reused/completion token counts; ``reuse`` is reused/prompt.
+    """
+
+    values: list[Any] = Field(default_factory=list)
+    answer: str = ""
+    sql: str | None = None
+    columns: list[str] = Field(default_factory=list)
+    rows: list[list[Any]] = Field(default_factory=list)
+    n_rows: int = 0
+    truncated: bool = False
+    error: str | None = None
+    verified: bool = False
+    tokens: dict[str, int] = Field(default_factory=dict)
+    reuse: float = 0.0
+    latency_s: float = 0.0
+    trace: Any = None
+
+
+class Strategy(Protocol):
+    """Anything that answers tasks; ``close`` releases sessions and engines."""
+
+    name: str
+
+    def answer(self, task: Task) -> Prediction: ...
+
+    def close(self) -> None: ...
+
+
+def extract_sql(text: str) -> str | None:
+    """The query in a model reply: the first ```sql fence (closed or not), else a bare SELECT/WITH.
+
+    >>> extract_sql("```sql\\nSELECT 1\\n```\\nThis selects one.")
+    'SELECT 1'
+    >>> extract_sql("```sql\\nSELECT name FROM t")
+    'SELECT name FROM t'
+    >>> extract_sql("WITH x AS (SELECT 1) SELECT * FROM x;")
+    'WITH x AS (SELECT 1) SELECT * FROM x'
+    >>> extract_sql("I cannot answer that.") is None
+    True
+    """
+    m = re.search(r"```(?:sql|sqlite|duckdb)?[ \t]*\n(.*?)(?:```|$)", text, re.S | re.I)
+    body = m.group(1) if m else text
+    body = body.strip()
+    start = re.search(r"\b(SELECT|WITH)\b", body, re.I)
+    if start is None:
+        return None
+    body = body[start.start():].strip().rstrip(";").strip()
+    return body or None
+
+
+def values_from_result(result: ExecutionResult) -> list[Any]:
+    """Answer values from a result table: the single cell, else the first column.
+
+    >>> values_from_result(ExecutionResult(ok=True, columns=["a", "b"], rows=[[1, 2], [3, 4]], n_rows=2))
+    [1, 3]
+    """
+    if not result.ok or not result.rows:
+        return []
+    return [row[0] for row in result.rows if row]
+
+
+def prediction_from_result(result: ExecutionResult, pred: Prediction) -> Prediction:
+    """Copy an execution result into ``pred`` (rows made JSON-friendly)."""
+    pred.columns = list(result.columns)
+    pred.rows = [[to_jsonable(v) for v in row] for row in result.rows]
+    pred.n_rows = result.n_rows
+    pred.truncated = result.truncated
+    if not result.ok:
+        pred.error = f"{result.error_type}: {result.error}"
+    return pred
+
+
+class LoopThread:
+    """One private event loop on a daemon thread, so worker threads can share async engines.
+
+    >>> lt = LoopThread()
+    >>> async def two(): return 2
+    >>> lt.run(two())
+    2
+    >>> lt.close()
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="eval-loop", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def close(self) -> None:
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=5)
+        self.loop.close()
+
+
+class _Sources:
+    """An LRU of per-source objects (catalogs, sessions), each with its own lock."""
+
+    def __init__(self, open_fn: Callable[[Task], Any], close_fn: Callable[[Any], None], size: int) -> None:
+        self._open = open_fn
+        self._close = close_fn
+        self._size = max(1, size)
+        self._items: OrderedDict[str, tuple[Any, threading.Lock]] = OrderedDict()
+        self._guard = threading.Lock()
+
+    def get(self, task: Task) -> tuple[Any, threading.Lock, bool]:
+        """The open object for the task's source (opened now if needed), its lock, and whether it is new."""
+        with self._guard:
+            if task.source_key in self._items:
+                self._items.move_to_end(task.source_key)
+                obj, lock = self._items[task.source_key]
+                return obj, lock, False
+        obj = self._open(task)
+        lock = threading.Lock()
+        with self._guard:
+            self._items[task.source_key] = (obj, lock)
+            while len(self._items) > self._size:
+                _, (old, old_lock) = self._items.popitem(last=False)
+                with old_lock:
+                    self._close(old)
+        return obj, lock, True
+
+    def close(self) -> None:
+        with self._guard:
+            while self._items:
+                _, (obj, lock) = self._items.popitem(last=False)
+                with lock:
+                    self._close(obj)
+
+
+def _close_catalog(opened: tuple[Any, Any, str]) -> None:
+    close = getattr(opened[0], "close", None)
+    if callable(close):
+        close()
+
+
+def _eval_executor_config(config: Config) -> Any:
+    return config.executor.model_copy(update={"row_cap": max(config.executor.row_cap, EVAL_ROW_CAP)})
+
+
+BASELINE_HEADER = (
+    "You translate a question about the tables below into one DuckDB SQL query.\n"
+    "Use only the tables and columns listed. Quote identifiers with double quotes when needed.")
+BASELINE_TAIL = ("Question: {question}\n"
+                 "Reply with only the SQL query that answers it, in a ```sql fenced block.")
+
+
+class BaselineStrategy:
+    """Single-shot text-to-SQL: schema + question -> one query -> one execution."""
+
+    name = "baseline"
+
+    def __init__(self, config: Config, engine: Any, *, max_tokens: int = 256, open_sources: int = 2) -> None:
+        from ..serving.client import LLMClient  # serving only; no agents involved
+
+        self.config = config
+        self.engine = engine
+        self.max_tokens = max_tokens
+        self._loop = LoopThread()
+        self._client = LLMClient(engine)
+        self._sources = _Sources(self._open, _close_catalog, open_sources)
+
+    def _open(self, task: Task) -> tuple[Any, Any, str]:
+        from ..catalog import Catalog
+        from ..executors.sql import SQLExecutor
+
+        catalog = Catalog.from_sources([task.source])
+        executor = SQLExecutor.from_catalog(catalog, _eval_executor_config(self.config))
+        schema = catalog.schema().render(token_budget=self.config.agents.schema_token_budget)
+        return catalog, executor, schema
+
+    def answer(self, task: Task) -> Prediction:
+        from ..serving.types import GenerationRequest, PromptSegments
+
+        t0 = time.perf_counter()
+        (_, executor, schema), lock, _ = self._sources.get(task)
+        segments = PromptSegments(header=BASELINE_HEADER, schema_block=schema,
+                                  tail=BASELINE_TAIL.format(question=task.question))
+        with lock:
+            program = self._client.begin_program(f"baseline/{task.source_key}",
+                                                 PromptSegments(header=BASELINE_HEADER, schema_block=schema))
+            request = GenerationRequest(segments=segments, max_tokens=self.max_tokens, stop=["\n```"],
+                                        agent="baseline")
+            result = self._loop.run(program.generate(request))
+            self._loop.run(program.end())
+            sql = extract_sql(result.text)
+            exec_result = executor.run(sql) if sql else None
+        usage = result.usage
+        pred = Prediction(
+            sql=sql, answer=result.text,
+            tokens={"prompt": usage.prompt_tokens, "reused": usage.reused_tokens,
+                    "completion": usage.completion_tokens},
+            reuse=usage.reused_tokens / usage.prompt_tokens if usage.prompt_tokens else 0.0,
+            trace=[{"agent": "baseline", "prompt_tail": segments.tail, "reply": result.text,
+                    "sql": sql, "result": exec_result.preview() if exec_result else None}])
+        if exec_result is None:
+            pred.error = "no_sql: the reply held no SQL query"
+        else:
+            prediction_from_result(exec_result, pred)
+            pred.values = values_from_result(exec_result)
+            pred.verified = exec_result.ok
+        pred.latency_s = time.perf_counter() - t0
+        return pred
+
+    def close(self) -> None:
+        self._sources.close()
+        self._loop.close()
+
+
+class AgentsStrategy:
+    """The full loop: one :class:`autotqa.Session` per source, reused across its questions."""
+
+    name = "agents"
+
+    def __init__(self, config: Config, engine: Any, *, open_sources: int = 2) -> None:
+        self.config = config
+        self.engine = engine
+        self._sources = _Sources(self._open, lambda s: s.close(), open_sources)
+        self._rerun: _Sources = _Sources(self._open_executor, lambda obj: None, 1)
+
+    def _open(self, task: Task) -> Any:
+        from .. import Session
+
+        return Session([task.source], config=self.config, engine=self.engine)
+
+    def _open_executor(self, task: Task) -> Any:
+        from ..catalog import Catalog
+        from ..executors.sql import SQLExecutor
+
+        return SQLExecutor.from_catalog(Catalog.from_sources([task.source]), _eval_executor_config(self.config))
+
+    def answer(self, task: Task) -> Prediction:
+        t0 = time.perf_counter()
+        session, lock, _ = self._sources.get(task)
+        with lock:
+            ans = session.ask(task.question)
+        m = ans.metrics
+        pred = Prediction(
+            values=[to_jsonable(v) for v in ans.values], answer=ans.answer, sql=ans.sql,
+            verified=ans.verified,
+            tokens={"prompt": int(m.get("prompt_tokens", 0)), "reused": int(m.get("reused_tokens", 0)),
+                    "completion": int(m.get("completion_tokens", 0))},
+            reuse=float(m.get("reuse_ratio", 0.0) or 0.0), trace=ans.trace)
+        result = ans.result
+        if result is not None and result.truncated and ans.sql and ans.language == "sql":
+            # The loop saw a capped preview; the metric needs every row of the final query.
+            executor, _, _ = self._rerun.get(task)
+            result = executor.run(ans.sql)
+        if result is not None:
+            prediction_from_result(result, pred)
+        elif ans.unanswerable:
+            pred.error = "unanswerable: the loop found no answer in the tables"
+        pred.latency_s = time.perf_counter() - t0
+        return pred
+
+    def close(self) -> None:
+        self._sources.close()
+        self._rerun.close()
+
+
+STRATEGIES = ("agents", "baseline")
+
+
+def build_strategy(name: str, config: Config, engine: Any) -> Strategy:
+    """Instantiate a built-in strategy by name on an engine the caller owns."""
+    if name == "agents":
+        return AgentsStrategy(config, engine)
+    if name == "baseline":
+        return BaselineStrategy(config, engine)
+    from ..errors import ConfigError
+
+    raise ConfigError(f"unknown strategy {name!r}", hint=f"use one of: {', '.join(STRATEGIES)}")
