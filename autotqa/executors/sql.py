@@ -1,0 +1,158 @@
+"""The safe SQL executor: guard a model-written query, run it on the frozen catalog connection with a
+row cap and a wall-clock timeout, and return an ExecutionResult (mistakes are results, not exceptions).
+
+>>> import duckdb
+>>> con = duckdb.connect()
+>>> _ = con.execute("CREATE TABLE people AS SELECT * FROM (VALUES (1, 'ann'), (2, 'bob')) v(id, name)")
+>>> ex = SQLExecutor(con, {"people": ["id", "name"]}, ExecutorConfig(row_cap=1))
+>>> r = ex.run("SELECT name FROM people ORDER BY id")
+>>> r.rows, r.n_rows, r.truncated
+([['ann']], 2, True)
+>>> ex.run("SELECT nme FROM people").error
+'unknown column "nme" in table "people" — did you mean "name"?'
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from ..config import ExecutorConfig
+from ..errors import SQLError
+from .base import ExecutionResult, to_jsonable
+from .sql_guard import SQLGuard
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+
+#: DuckDB exception class -> SQLError kind.
+_KINDS = {
+    "InterruptException": "timeout",
+    "BinderException": "binder",
+    "CatalogException": "unknown_table",
+    "ParserException": "parse",
+    "PermissionException": "forbidden_source",
+    "OutOfMemoryException": "memory",
+    "ConversionException": "conversion",
+    "InvalidInputException": "invalid_input",
+    "OutOfRangeException": "out_of_range",
+    "DivisionByZeroException": "division_by_zero",
+}
+_FENCE = re.compile(r"^\s*```[A-Za-z]*\s*\n?(.*?)\n?```\s*$", re.S)
+
+
+def strip_fences(code: str) -> str:
+    """Drop a surrounding Markdown code fence, as models often add one.
+
+    >>> strip_fences("```sql\\nSELECT 1\\n```")
+    'SELECT 1'
+    """
+    match = _FENCE.match(code)
+    return (match.group(1) if match else code).strip()
+
+
+def duckdb_error(exc: duckdb.Error, *, timeout_s: float | None = None) -> SQLError:
+    """Turn a DuckDB exception into a one-or-two-line SQLError an LLM can act on.
+
+    The ``LINE 1: ...`` caret block is dropped; the "Candidate bindings" line DuckDB adds is kept.
+
+    >>> duckdb_error(duckdb.BinderException('Binder Error: Referenced column "x" not found\\n\\nLINE 1: x'))
+    SQLError('Referenced column "x" not found')
+    """
+    kind = _KINDS.get(type(exc).__name__, "runtime")
+    if kind == "timeout":
+        return SQLError(f"query interrupted after {timeout_s:g} s (time limit)", kind="timeout",
+                        hint="add filters or aggregate before joining; avoid cross joins")
+    lines = []
+    for line in str(exc).splitlines():
+        if line.startswith("LINE "):
+            break
+        if line.strip():
+            lines.append(line.strip())
+    text = "; ".join(lines) or type(exc).__name__
+    text = re.sub(r"^[A-Za-z ]*Error: ", "", text)
+    return SQLError(text, kind=kind)
+
+
+class SQLExecutor:
+    """Runs read-only DuckDB SQL against a catalog connection.
+
+    ``con`` should be frozen (external access disabled, configuration locked): the guard is the first
+    line of defence, the connection the second. Each run uses its own cursor so a timeout interrupts
+    only that query.
+    """
+
+    language = "sql"
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, columns_by_table: Mapping[str, Sequence[str]],
+                 config: ExecutorConfig | None = None) -> None:
+        self._con = con
+        self._guard = SQLGuard(columns_by_table)
+        self.config = config or ExecutorConfig()
+
+    @classmethod
+    def from_catalog(cls, catalog: Catalog, config: ExecutorConfig | None = None) -> SQLExecutor:
+        return cls(catalog.con, catalog.columns_by_table(), config)
+
+    def check(self, sql: str, read: str | None = None) -> str:
+        """The DuckDB SQL that would run, or SQLError (also when DuckDB's own parser disagrees)."""
+        checked = self._guard.check(strip_fences(sql), read)
+        # Defence in depth: DuckDB's parser must also see exactly one SELECT.
+        try:
+            statements = self._con.extract_statements(checked)
+        except duckdb.Error as exc:
+            raise duckdb_error(exc) from None
+        if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+            raise SQLError("only a single read-only SELECT may run", kind="not_read_only")
+        return checked
+
+    def run(self, code: str, read: str | None = None) -> ExecutionResult:
+        """Check and run ``code``; every failure comes back as ``ok=False`` with a kind and message.
+
+        ``read`` names the dialect the SQL is written in when the caller knows it (e.g. ``"sqlite"``).
+        """
+        start = time.perf_counter()
+        try:
+            sql = self.check(code, read)
+        except SQLError as exc:
+            return ExecutionResult.failure("sql", code, exc.kind, str(exc), time.perf_counter() - start)
+        try:
+            columns, rows, n_rows = self._execute(sql)
+        except SQLError as exc:
+            return ExecutionResult.failure("sql", sql, exc.kind, str(exc), time.perf_counter() - start)
+        cap = self.config.row_cap
+        return ExecutionResult(
+            ok=True, language="sql", columns=columns,
+            rows=[[to_jsonable(v) for v in row] for row in rows[:cap]],
+            n_rows=n_rows, truncated=n_rows > cap, elapsed_s=time.perf_counter() - start, code=sql)
+
+    def _execute(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]], int]:
+        cap = self.config.row_cap
+        timeout = self.config.sql_timeout_s
+        cursor = self._con.cursor()
+        timer = threading.Timer(timeout, cursor.interrupt)
+        timer.daemon = True
+        timer.start()
+        try:
+            try:
+                cursor.execute(sql)
+                columns = [d[0] for d in cursor.description or []]
+                rows = cursor.fetchmany(cap + 1)
+            except duckdb.Error as exc:
+                raise duckdb_error(exc, timeout_s=timeout) from None
+            n_rows = len(rows)
+            if n_rows > cap:
+                # Counting re-runs the query, so only pay for it when the result was cut.
+                try:
+                    n_rows = cursor.execute(f"SELECT count(*) FROM ({sql}) AS _counted").fetchone()[0]
+                except duckdb.Error:
+                    pass  # out of time while counting: the rows are good, the total a lower bound
+            return columns, rows, n_rows
+        finally:
+            timer.cancel()
+            cursor.close()
