@@ -1,44 +1,77 @@
 """What agents see of the serving layer: programs, not loose requests.
 
-``LLMClient.begin_program(session, shared_prefix)`` opens a program (one question); its
-``generate`` / ``fork`` calls are tagged with the program and session so the scheduler can keep a
-session together, run the critical path first and batch branches. ``end`` closes it.
+``LLMClient.begin_program(session, shared_prefix)`` opens a program (one question) and, unless
+disabled, submits a low-priority prefill-only warm-up of the shared prefix at once, so the schema is
+computed while the question is still being prepared. The program's ``generate`` / ``fork`` /
+``stream`` calls are tagged with the program and session and go through the app-aware
+:class:`~autotqa.serving.scheduler.Scheduler` (session locality, critical path first, branches
+batched); every call is recorded in ``client.metrics``. ``end`` closes the program.
+
+>>> import asyncio
+>>> from autotqa.serving.engines.scripted import ScriptedEngine
+>>> from autotqa.serving.types import GenerationRequest, PromptSegments
+>>> async def main():
+...     client = LLMClient(ScriptedEngine(["SELECT 1"]))
+...     async with client.begin_program("s1", PromptSegments(header="H", schema_block="S")) as prog:
+...         r = await prog.generate(GenerationRequest(segments=PromptSegments(header="H", tail="go")))
+...     return r.text, client.metrics.summary(prog.program_id)["llm_calls"]
+>>> asyncio.run(main())
+('SELECT 1', 1)
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from types import TracebackType
+from typing import Any
 
 from pydantic import BaseModel
 
 from ..errors import OutputParseError
 from .engine import Engine
+from .metrics import MetricsRecorder
+from .scheduler import Policy, Scheduler
 from .structured import parse_output, repair_instruction
-from .types import GenerationRequest, GenerationResult, PromptSegments, StreamChunk
-
-_program_ids = itertools.count(1)
+from .types import GenerationRequest, GenerationResult, PromptSegments, StreamChunk, new_request_id
 
 
 class Program:
     """One question's worth of LLM calls against one session's shared prefix."""
 
-    def __init__(self, client: LLMClient, session_id: str, shared_prefix: PromptSegments) -> None:
+    def __init__(self, client: LLMClient, session_id: str, shared_prefix: PromptSegments,
+                 program_id: str) -> None:
         self.client = client
         self.session_id = session_id
         self.shared_prefix = shared_prefix
-        self.program_id = f"{session_id}/p{next(_program_ids)}"
+        self.program_id = program_id
         self.results: list[GenerationResult] = []
+        #: The warm-up's future (None when warm-up is off or had to wait for the first call).
+        self.warmup: asyncio.Future[GenerationResult] | None = None
+        self._warm_pending = False
+        self._ended = False
 
     def _tag(self, request: GenerationRequest) -> GenerationRequest:
         return request.model_copy(update={"program_id": self.program_id, "session_id": self.session_id})
 
+    def _submit_deferred_warmup(self) -> None:
+        """begin_program outside a running loop cannot submit; the first call does it instead."""
+        if self._warm_pending:
+            self._warm_pending = False
+            self.warmup = self.client._submit_warmup(self)
+
+    async def _run(self, request: GenerationRequest) -> GenerationResult:
+        self._submit_deferred_warmup()
+        result = await self.client.scheduler.submit(request)
+        self.results.append(result)
+        return result
+
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         """Run one request; with ``output_model`` set, parse (one repair round) into ``result.parsed``."""
         req = self._tag(request)
-        result = await self.client._run(req)
-        self.results.append(result)
+        result = await self._run(req)
         model: type[BaseModel] | None = req.output_model
         if model is None:
             return result
@@ -48,49 +81,114 @@ class Program:
         except OutputParseError as err:
             seg = req.segments
             repair = req.model_copy(update={
+                "request_id": new_request_id(),
+                "depends_on": [req.request_id],
                 "segments": seg.model_copy(update={"tail": f"{seg.tail}\n\n{repair_instruction(model, err)}"}),
                 "step_id": f"{req.step_id}:repair"})
-            fixed = await self.client._run(repair)
-            self.results.append(fixed)
+            fixed = await self._run(repair)
             fixed.parsed = parse_output(model, fixed.text)  # raises OutputParseError with the raw reply
             return fixed
 
-    async def fork(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        """Independent branches: submitted together, results in request order."""
+    async def fork(self, requests: Sequence[GenerationRequest] | GenerationRequest,
+                   n: int | None = None) -> list[GenerationResult]:
+        """Independent branches, submitted together (batched when the engine runs several at once).
+
+        Either a list of requests, or one request and ``n`` (n-way sampling: copies with step ids
+        ``<step>#0`` .. ``<step>#n-1``). Results come back in request order.
+        """
+        if isinstance(requests, GenerationRequest):
+            base = requests
+            requests = [base.model_copy(update={"request_id": new_request_id(), "step_id": f"{base.step_id}#{i}"})
+                        for i in range(n if n is not None else 1)]
+        elif n is not None:
+            raise ValueError("fork(n=...) takes one request, not a list")
         return list(await asyncio.gather(*(self.generate(r) for r in requests)))
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamChunk]:
-        async for chunk in self.client.engine.stream(self._tag(request)):
-            if chunk.result is not None:
-                self.results.append(chunk.result)
-            yield chunk
+        """Stream text chunks through the scheduler's slot; the last chunk carries the result.
+
+        Stop early with ``contextlib.aclosing``/``break`` + ``aclose()``: the engine stream is closed
+        and the slot freed. (Stopping at a complete code block is done by the engine via ``stop``.)
+        """
+        self._submit_deferred_warmup()
+        inner = self.client.scheduler.stream(self._tag(request))
+        try:
+            async for chunk in inner:
+                if chunk.result is not None:
+                    self.results.append(chunk.result)
+                yield chunk
+        finally:
+            await inner.aclose()  # type: ignore[attr-defined]
 
     async def end(self) -> None:
-        self.client._end(self)
+        if not self._ended:
+            self._ended = True
+            self.client.scheduler.end_program(self.program_id)
+
+    async def __aenter__(self) -> Program:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.end()
 
 
 class LLMClient:
-    """Entry point of the serving layer for agents. Wraps one engine."""
+    """Entry point of the serving layer for agents: one engine behind one scheduler.
 
-    def __init__(self, engine: Engine) -> None:
+    ``policy="fifo"`` with ``warm_on_begin=False`` gives the naive baseline (used by the benchmark).
+    ``anticipate_s``/``aging_s``/``max_concurrency``/``clock`` are passed to the scheduler.
+    """
+
+    def __init__(self, engine: Engine, *, policy: Policy = "app_aware", max_concurrency: int | None = None,
+                 anticipate_s: float = 0.05, aging_s: float = 180.0,
+                 clock: Callable[[], float] = time.monotonic, metrics: MetricsRecorder | None = None,
+                 warm_on_begin: bool = True, warmup_priority: int = 10) -> None:
         self.engine = engine
-        self._sem = asyncio.Semaphore(max(1, engine.max_concurrency))
+        self.metrics = metrics if metrics is not None else MetricsRecorder(clock=clock)
+        self.scheduler = Scheduler(engine, policy=policy, max_concurrency=max_concurrency, clock=clock,
+                                   metrics=self.metrics, anticipate_s=anticipate_s, aging_s=aging_s)
+        self.warm_on_begin = warm_on_begin
+        self.warmup_priority = warmup_priority
+        self._program_ids = itertools.count(1)
 
-    def begin_program(self, session_id: str, shared_prefix: PromptSegments) -> Program:
-        return Program(self, session_id, shared_prefix)
+    def begin_program(self, session_id: str, shared_prefix: PromptSegments, *,
+                      warm: bool | None = None) -> Program:
+        """Open a program; warm its shared prefix now (``warm`` overrides ``warm_on_begin``)."""
+        program = Program(self, session_id, shared_prefix, f"{session_id}/p{next(self._program_ids)}")
+        self.scheduler.begin_program(program.program_id, session_id)
+        if self.warm_on_begin if warm is None else warm:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                program._warm_pending = True
+            else:
+                program.warmup = self._submit_warmup(program)
+        return program
+
+    def _warmup_request(self, session_id: str, shared_prefix: PromptSegments, program_id: str) -> GenerationRequest:
+        return GenerationRequest(segments=shared_prefix, session_id=session_id, program_id=program_id,
+                                 agent="warmup", step_id="warmup", prefill_only=True, max_tokens=0,
+                                 priority=self.warmup_priority)
+
+    def _submit_warmup(self, program: Program) -> asyncio.Future[GenerationResult]:
+        fut = self.scheduler.submit(self._warmup_request(program.session_id, program.shared_prefix,
+                                                         program.program_id), warmup=True)
+        fut.add_done_callback(lambda f: None if f.cancelled() else f.exception())
+        return fut
 
     async def warm(self, session_id: str, shared_prefix: PromptSegments) -> GenerationResult:
         """Prefill a session's shared prefix (header + schema) before its first question."""
-        req = GenerationRequest(segments=shared_prefix, session_id=session_id, agent="warmup",
-                                prefill_only=True, max_tokens=0, priority=10)
-        return await self._run(req)
+        req = self._warmup_request(session_id, shared_prefix, f"{session_id}/warm")
+        return await self.scheduler.submit(req, warmup=True)
 
-    async def _run(self, request: GenerationRequest) -> GenerationResult:
-        async with self._sem:
-            return await self.engine.generate(request)
+    def summary(self, key: str | None = None) -> dict[str, Any]:
+        """Metrics of a program or session (the dict that goes into ``Answer.metrics``)."""
+        return self.metrics.summary(key)
 
-    def _end(self, program: Program) -> None:
-        pass
+    def end_session(self, session_id: str) -> None:
+        """Let the engine drop a session's cached state (chat closed)."""
+        self.engine.end_session(session_id)
 
     async def close(self) -> None:
         await self.engine.close()
