@@ -149,7 +149,8 @@ def metrics_table(metrics: Mapping[str, Any]) -> Table:
     by_agent = metrics.get("by_agent") or {}
     for agent, figures in by_agent.items():
         if isinstance(figures, Mapping):
-            table.add_row(str(agent), *(_num(figures.get(c)) for c in cols))
+            calls = figures.get("llm_calls", figures.get("calls"))
+            table.add_row(str(agent), _num(calls), *(_num(figures.get(c)) for c in cols[1:]))
     table.add_row(Text("total", style="bold"), *(_num(metrics.get(c)) for c in cols))
     ratio = metrics.get("reuse_ratio")
     if ratio is not None:
