@@ -135,7 +135,7 @@ def parse_sql(sql: str, read: str | None = None) -> tuple[exp.Expression, str]:
 
     >>> tree, dialect = parse_sql("SELECT `a` FROM t")
     >>> dialect, tree.sql(dialect="duckdb")
-    ('mysql', 'SELECT "a" FROM t')
+    ('sqlite', 'SELECT "a" FROM t')
     """
     dialects = (read,) if read else ("duckdb", *FALLBACK_DIALECTS)
     first_error: SqlglotError | None = None
@@ -328,7 +328,9 @@ class SQLGuard:
             known = [c.lower() for _, cols in visible.values() for c in (cols or [])]
             if not complete or qualifier.lower() in known:
                 return  # possibly a struct column's field: DuckDB decides
-            suggestion = _suggest(qualifier, [a for a in visible if a in own] or list(visible))
+            local = [a for a in visible if a in own] or list(visible)
+            # With a single table in scope, that is what the model meant, however unlike its name.
+            suggestion = _suggest(qualifier, local) or (local[0] if len(local) == 1 else None)
             raise _reject("unknown_table",
                           f'unknown table or alias "{qualifier}" in "{qualifier}.{name}"'
                           f"{_did_you_mean(suggestion)}")
