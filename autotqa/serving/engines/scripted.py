@@ -14,6 +14,7 @@ so scheduler and layout logic can be tested with exact numbers.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import ClassVar
@@ -39,7 +40,8 @@ class ScriptedEngine(Engine):
 
     def __init__(self, replies: Iterable[Reply] | None = None, *,
                  fn: Callable[[GenerationRequest], str] | None = None,
-                 supports_json_schema: bool = False, max_concurrency: int = 1) -> None:
+                 supports_json_schema: bool = False, max_concurrency: int = 1,
+                 stream_words: bool = False) -> None:
         self._replies = list(replies or [])
         self._fn = fn
         self.requests: list[GenerationRequest] = []
@@ -47,6 +49,8 @@ class ScriptedEngine(Engine):
         self._last_prompt: dict[str, list[str]] = {}
         self.supports_json_schema = supports_json_schema  # type: ignore[misc]
         self.max_concurrency = max_concurrency
+        #: Stream a reply word by word (like a real engine) instead of as one chunk.
+        self.stream_words = stream_words
 
     def _reply_for(self, request: GenerationRequest) -> str:
         if request.prefill_only:
@@ -77,8 +81,10 @@ class ScriptedEngine(Engine):
             idx = text.find(s)
             if idx >= 0:
                 text = text[:idx]
-        if text:
-            yield StreamChunk(text=text)
+        pieces = re.findall(r"\s*\S+\s*?(?=\s|$)|\s+$", text) if self.stream_words else [text]
+        for piece in pieces:
+            if piece:
+                yield StreamChunk(text=piece)
         usage = Usage(prompt_tokens=len(toks), reused_tokens=reused, completion_tokens=len(_tokens(text)))
         elapsed = time.perf_counter() - t0
         yield StreamChunk(result=GenerationResult(

@@ -1,0 +1,310 @@
+"""The embedded CPU engine: llama.cpp through llama-cpp-python, with a KV prefix cache per session.
+
+One ``Llama`` object, driven from one worker thread (llama.cpp is synchronous and not thread-safe);
+``stream`` bridges its tokens onto the event loop. Prompts are rendered with ``layout.render_chatml``
+and tokenized here, so the engine knows exactly which tokens it reuses:
+
+- **Live prefix.** Before decoding, the longest common token prefix of the live KV state and the new
+  prompt is kept and only the rest is evaluated (at least one token, which yields fresh logits).
+- **Session snapshots.** When a request of another session arrives, the live state is snapshotted
+  (sequence 0's KV only, see ``llamacpp_kv.py``) into an LRU under ``kv_cache_bytes``; the state to
+  continue from is the live one or the snapshot with the longest prefix match, so a new session on
+  the same schema also starts warm.
+- **Persisted prefix.** The header + schema part of a prompt (``layout.shared_prefix_text``) is saved
+  to disk keyed by model sha256 + exact token ids, and a later process loads it (~ms) instead of
+  prefilling it (~10 s on these CPUs) — DESIGN.md point 5.
+
+``Usage.reused_tokens`` is exact: the prompt tokens that were not evaluated for this request.
+With ``session_cache=False`` nothing is reused at all (the naive baseline of the serving benchmark).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import concurrent.futures
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ...config import EngineConfig
+from ...errors import EngineError
+from ..engine import Engine
+from ..layout import render_chatml, shared_prefix_text, to_messages
+from ..model_store import ResolvedModel, default_cache_dir, model_sha256, resolve_model
+from ..types import FinishReason, GenerationRequest, GenerationResult, StreamChunk, Timings, Usage
+from .llamacpp_kv import PrefixStore, SnapshotLRU, capture, common_prefix, restore
+
+_DONE = object()
+
+
+def _held_back(text: str, stops: list[str]) -> int:
+    """How many trailing chars of ``text`` could still become a stop string (not safe to emit)."""
+    hold = 0
+    for s in stops:
+        for k in range(min(len(s) - 1, len(text)), hold, -1):
+            if text.endswith(s[:k]):
+                hold = k
+                break
+    return hold
+
+
+class LlamaCppEngine(Engine):
+    """llama.cpp in-process; ``max_concurrency`` is 1 (one context, one decode at a time)."""
+
+    name: ClassVar[str] = "llamacpp"
+    supports_json_schema: ClassVar[bool] = True
+
+    def __init__(self, llm: Any, *, model_sha: str, session_cache: bool = True,
+                 kv_cache_bytes: int = 512 * 1024 * 1024, prefix_dir: Path | None = None,
+                 persist_prefix: bool = True, persist_min_tokens: int = 64,
+                 prefix_dir_max_bytes: int = 2 * 1024**3, seed: int = 0) -> None:
+        self.llm = llm
+        self.model_sha = model_sha
+        self.session_cache = session_cache
+        self.snapshots = SnapshotLRU(kv_cache_bytes)
+        self.store = (PrefixStore(prefix_dir, model_sha, prefix_dir_max_bytes)
+                      if persist_prefix and session_cache and prefix_dir is not None else None)
+        self.persist_min_tokens = persist_min_tokens
+        self.seed = seed
+        self.max_concurrency = 1
+        self._live_session: str | None = None
+        self._live_dirty = False  # live state has tokens its session's snapshot lacks
+        self._grammars: dict[str, Any] = {}
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="llamacpp")
+        #: Counters for benchmarks and tests: snapshot saves/restores and disk prefix loads/saves.
+        self.stats = {"snapshots_saved": 0, "snapshots_restored": 0, "disk_loads": 0, "disk_saves": 0}
+
+    @classmethod
+    def from_config(cls, cfg: EngineConfig, *, session_cache: bool = True, **options: Any) -> LlamaCppEngine:
+        """Resolve the model (model_store), load it, and wire the caches from ``cfg``."""
+        try:
+            import llama_cpp
+        except ImportError as exc:
+            raise EngineError(f"llama-cpp-python is not installed ({exc})",
+                              hint="pip install 'autotqa[local]', or use --engine openai") from exc
+        resolved = resolve_model(cfg.model)
+        kwargs = dict(n_ctx=cfg.n_ctx, n_threads=cfg.n_threads, n_threads_batch=cfg.n_threads, n_batch=512,
+                      logits_all=False, verbose=False, seed=cfg.seed)
+        try:
+            if resolved.source == "huggingface":
+                llm = llama_cpp.Llama.from_pretrained(resolved.repo_id, resolved.filename, **kwargs)
+                resolved = ResolvedModel(source="path", path=Path(llm.model_path))
+            else:
+                llm = llama_cpp.Llama(model_path=str(resolved.path), **kwargs)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise EngineError(f"llama.cpp could not load the model {resolved.display}: {exc}") from exc
+        prefix_dir = Path(cfg.prefix_cache_dir) if cfg.prefix_cache_dir else default_cache_dir() / "prefix-kv"
+        return cls(llm, model_sha=model_sha256(resolved), session_cache=session_cache,
+                   kv_cache_bytes=cfg.kv_cache_bytes, prefix_dir=prefix_dir,
+                   persist_prefix=cfg.persist_prefix, seed=cfg.seed, **options)
+
+    # -- tokens and state (worker thread only) -------------------------------------------------
+
+    def _tokenize(self, text: str) -> list[int]:
+        return self.llm.tokenize(text.encode(), add_bos=False, special=True)
+
+    def _grammar(self, schema: dict[str, Any]) -> Any:
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._grammars:
+            from llama_cpp import LlamaGrammar
+
+            self._grammars[key] = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+        return self._grammars[key]
+
+    def _live_tokens(self) -> list[int]:
+        return self.llm.input_ids[: self.llm.n_tokens].tolist()
+
+    def _stash_live(self) -> None:
+        """Snapshot the live state under its session before another session overwrites it."""
+        if self._live_session is not None and self._live_dirty and self.llm.n_tokens > 0:
+            self.snapshots.put(self._live_session, capture(self.llm))
+            self.stats["snapshots_saved"] += 1
+        self._live_dirty = False
+
+    def _disk_prefix(self, segments: Any, tokens: list[int]) -> list[int] | None:
+        """The shared-prefix tokens of this prompt, when they are an exact prefix worth persisting."""
+        if self.store is None:
+            return None
+        prefix = self._tokenize(shared_prefix_text(segments))
+        if len(prefix) < self.persist_min_tokens or tokens[: len(prefix)] != prefix:
+            return None
+        return prefix
+
+    def _prepare(self, session_id: str, tokens: list[int], segments: Any, min_eval: int) -> tuple[int, list[int] | None]:
+        """Bring the best cached state into the context; return (tokens kept, prefix to persist)."""
+        if not self.session_cache:
+            self.llm.reset()
+            return 0, None
+        live = common_prefix(self._live_tokens(), tokens)
+        key, snap_match = self.snapshots.best_match(tokens)
+        if self._live_session != session_id:
+            self._stash_live()
+        snap = self.snapshots.get(key) if key is not None and snap_match > live else None
+        if snap is not None:  # (None too when stashing the live state just evicted it)
+            if restore(self.llm, snap):
+                self.stats["snapshots_restored"] += 1
+                live = snap_match
+            else:
+                live = 0
+        to_persist = None
+        prefix = self._disk_prefix(segments, tokens)
+        if prefix is not None and live < len(prefix):
+            disk = self.store.load(prefix)  # type: ignore[union-attr]
+            if disk is not None and restore(self.llm, disk):
+                self.stats["disk_loads"] += 1
+                live = len(prefix)
+            else:
+                to_persist = prefix
+        self._live_session = session_id
+        return min(live, len(tokens) - min_eval), to_persist
+
+    def _evaluate_prefix(self, tokens: list[int], keep: int, to_persist: list[int] | None,
+                         min_eval: int) -> int:
+        """Evaluate up to the shared prefix (saving it to disk) so generation starts after it."""
+        self.llm.n_tokens = keep
+        if to_persist is not None and keep < len(to_persist) <= len(tokens) - min_eval:
+            self.llm.eval(tokens[keep: len(to_persist)])
+            self.store.save(capture(self.llm))  # type: ignore[union-attr]
+            self.stats["disk_saves"] += 1
+            return len(to_persist)
+        return keep
+
+    # -- the two jobs ----------------------------------------------------------------------------
+
+    def _prefill(self, request: GenerationRequest, t0: float) -> GenerationResult:
+        user = to_messages(request.segments)[1].content
+        tokens = self._tokenize(shared_prefix_text(request.segments) + user)
+        keep, to_persist = self._prepare(request.session_id, tokens, request.segments, min_eval=0)
+        done = self._evaluate_prefix(tokens, keep, to_persist, min_eval=0)
+        if done < len(tokens):
+            self.llm.eval(tokens[done:])
+        if self.session_cache:
+            self.snapshots.put(request.session_id, capture(self.llm))
+            self.stats["snapshots_saved"] += 1
+            self._live_dirty = False
+        elapsed = time.perf_counter() - t0
+        return self._result(request, "", "prefill", Usage(prompt_tokens=len(tokens), reused_tokens=keep),
+                            Timings(ttft_s=elapsed, total_s=elapsed))
+
+    def _generate(self, request: GenerationRequest, t0: float, emit: Callable[[str], None],
+                  cancel: threading.Event) -> GenerationResult:
+        import llama_cpp
+
+        tokens = self._tokenize(render_chatml(request.segments))
+        n_ctx = self.llm.n_ctx()
+        if len(tokens) >= n_ctx:
+            raise EngineError(f"the prompt has {len(tokens)} tokens; the context holds {n_ctx}",
+                              hint="raise n_ctx or shorten the schema/transcript")
+        keep, to_persist = self._prepare(request.session_id, tokens, request.segments, min_eval=1)
+        start = self._evaluate_prefix(tokens, keep, to_persist, min_eval=1)
+        self._live_dirty = True
+        max_new = min(request.max_tokens, n_ctx - len(tokens))
+        if max_new <= 0:
+            self.llm.eval(tokens[start:])
+            total = time.perf_counter() - t0
+            return self._result(request, "", "length", Usage(prompt_tokens=len(tokens), reused_tokens=keep),
+                                Timings(ttft_s=total, total_s=total))
+        schema = request.schema_dict()
+        gen = self.llm.generate(tokens[start:], temp=max(0.0, request.temperature), top_k=40, top_p=0.95,
+                                min_p=0.05, repeat_penalty=1.0, reset=False,
+                                grammar=self._grammar(schema) if schema is not None else None)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        text, emitted, n_out, ttft = "", 0, 0, 0.0
+        finish: FinishReason = "length"
+        cut = -1
+        vocab = self.llm._model.vocab
+        try:
+            for token in gen:
+                if n_out == 0:
+                    ttft = time.perf_counter() - t0
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    finish = "stop"
+                    break
+                n_out += 1
+                text += decoder.decode(self.llm.detokenize([token]))
+                cut = min((i for i in (text.find(s) for s in request.stop if s) if i >= 0), default=-1)
+                if cut >= 0:
+                    text, finish = text[:cut], "stop"
+                    break
+                safe = len(text) - _held_back(text, request.stop)
+                if safe > emitted:
+                    emit(text[emitted:safe])
+                    emitted = safe
+                if cancel.is_set():
+                    finish = "cancelled"
+                    break
+                if n_out >= max_new:
+                    break
+        finally:
+            gen.close()
+        if cut < 0:  # flush a multi-byte character cut by the token limit (as U+FFFD)
+            text += decoder.decode(b"", final=True)
+        if len(text) > emitted:
+            emit(text[emitted:])
+        total = time.perf_counter() - t0
+        return self._result(request, text, finish,
+                            Usage(prompt_tokens=len(tokens), reused_tokens=keep, completion_tokens=n_out),
+                            Timings(ttft_s=ttft or total, total_s=total))
+
+    @staticmethod
+    def _result(request: GenerationRequest, text: str, finish: FinishReason, usage: Usage,
+                timings: Timings) -> GenerationResult:
+        return GenerationResult(request_id=request.request_id, text=text, finish_reason=finish, usage=usage,
+                                timings=timings, agent=request.agent, program_id=request.program_id,
+                                session_id=request.session_id)
+
+    # -- Engine API --------------------------------------------------------------------------------
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamChunk]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        cancel = threading.Event()
+        queued_at = time.perf_counter()
+
+        def put(item: Any) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        def job() -> None:
+            t0 = time.perf_counter()
+            if cancel.is_set():  # the consumer left before the job started
+                put(_DONE)
+                return
+            try:
+                if request.prefill_only:
+                    result = self._prefill(request, t0)
+                else:
+                    result = self._generate(request, t0, lambda s: put(StreamChunk(text=s)), cancel)
+                result.timings.queued_s = t0 - queued_at
+                put(StreamChunk(result=result))
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+                self.llm.reset()  # the context may be half-written: trust nothing live
+                self._live_session, self._live_dirty = None, False
+                put(exc)
+            finally:
+                put(_DONE)
+
+        self._pool.submit(job)
+        try:
+            while (item := await queue.get()) is not _DONE:
+                if isinstance(item, BaseException):
+                    if isinstance(item, EngineError):
+                        raise item
+                    raise EngineError(f"llama.cpp failed on request {request.request_id}: {item!r}") from item
+                yield item
+        finally:
+            cancel.set()  # a consumer that stops early ends the decode at the next token
+
+    def end_session(self, session_id: str) -> None:
+        self.snapshots.pop(session_id)
+        if self._live_session == session_id:
+            self._live_session, self._live_dirty = None, False
+
+    async def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        close = getattr(self.llm, "close", None)
+        if close is not None:
+            close()
