@@ -28,6 +28,8 @@ def spider_categories(gold_sql: str) -> dict[str, str]:
     try:
         tree = sqlglot.parse_one(gold_sql, read="sqlite")
     except sqlglot.errors.ParseError:
+        tree = None
+    if not isinstance(tree, exp.Query):
         return {"joins": "unparsed", "nesting": "unparsed", "aggregation": "unparsed"}
     joins = False
     for select in tree.find_all(exp.Select):

@@ -112,9 +112,9 @@ class EvalRunner:
         self.store = ResultStore(results_path(self.out_dir, strategy.name))
 
     def pending(self, items: Sequence[EvalItem]) -> list[EvalItem]:
-        """Items not yet in the results file, grouped by source."""
+        """Items not yet in the results file, grouped by source (the same order on every resume)."""
         done = self.store.done_ids()
-        return group_by_source([i for i in items if i.id not in done])
+        return [i for i in group_by_source(items) if i.id not in done]
 
     def evaluate_one(self, item: EvalItem) -> ResultRecord:
         """Ask, score and build the record of one item (does not write it)."""

@@ -19,13 +19,14 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, Field
 
 from ..config import Config
-from ..executors.base import ExecutionResult, to_jsonable
+from ..executors.base import ExecutionResult, Executor, to_jsonable
 from .datasets import Task
 
 T = TypeVar("T")
@@ -171,10 +172,24 @@ class _Sources:
                     self._close(obj)
 
 
-def _close_catalog(opened: tuple[Any, Any, str]) -> None:
-    close = getattr(opened[0], "close", None)
-    if callable(close):
-        close()
+@dataclass
+class OpenedSource:
+    """A source made ready for the baseline: an executor on its catalog and the schema block."""
+
+    executor: Executor
+    schema: str
+    close: Callable[[], None] = lambda: None
+
+
+def open_catalog_source(task: Task, config: Config) -> OpenedSource:
+    """Load the task's source into a catalog; the executor gets the evaluation row cap."""
+    from ..catalog import Catalog
+    from ..executors.sql import SQLExecutor
+
+    catalog = Catalog.from_sources([task.source])
+    executor = SQLExecutor.from_catalog(catalog, _eval_executor_config(config))
+    schema = catalog.schema().render(token_budget=config.agents.schema_token_budget)
+    return OpenedSource(executor, schema, getattr(catalog, "close", lambda: None))
 
 
 def _eval_executor_config(config: Config) -> Any:
@@ -193,7 +208,8 @@ class BaselineStrategy:
 
     name = "baseline"
 
-    def __init__(self, config: Config, engine: Any, *, max_tokens: int = 256, open_sources: int = 2) -> None:
+    def __init__(self, config: Config, engine: Any, *, max_tokens: int = 256, open_sources: int = 2,
+                 opener: Callable[[Task, Config], OpenedSource] = open_catalog_source) -> None:
         from ..serving.client import LLMClient  # serving only; no agents involved
 
         self.config = config
@@ -201,22 +217,14 @@ class BaselineStrategy:
         self.max_tokens = max_tokens
         self._loop = LoopThread()
         self._client = LLMClient(engine)
-        self._sources = _Sources(self._open, _close_catalog, open_sources)
-
-    def _open(self, task: Task) -> tuple[Any, Any, str]:
-        from ..catalog import Catalog
-        from ..executors.sql import SQLExecutor
-
-        catalog = Catalog.from_sources([task.source])
-        executor = SQLExecutor.from_catalog(catalog, _eval_executor_config(self.config))
-        schema = catalog.schema().render(token_budget=self.config.agents.schema_token_budget)
-        return catalog, executor, schema
+        self._sources = _Sources(lambda task: opener(task, config), lambda src: src.close(), open_sources)
 
     def answer(self, task: Task) -> Prediction:
         from ..serving.types import GenerationRequest, PromptSegments
 
         t0 = time.perf_counter()
-        (_, executor, schema), lock, _ = self._sources.get(task)
+        source, lock, _ = self._sources.get(task)
+        executor, schema = source.executor, source.schema
         segments = PromptSegments(header=BASELINE_HEADER, schema_block=schema,
                                   tail=BASELINE_TAIL.format(question=task.question))
         with lock:

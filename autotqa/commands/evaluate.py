@@ -1,0 +1,120 @@
+"""``autotqa eval``: run a benchmark through one or more strategies and write a report.
+
+    autotqa eval --dataset spider --data ../shared/datasets/spider-train --limit 100 \\
+        --strategy agents --strategy baseline --out eval/runs/spider100
+    autotqa eval report eval/runs/spider100      # re-render the report from existing results
+
+Results go to ``DIR/results-<strategy>.jsonl`` one line per question as it finishes; running the
+same command again resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
+
+from ..cli import app, handle_errors
+from ..errors import ConfigError
+from ..evaluation.harness import RunSpec, bind_spec
+from ..evaluation.report import write_report
+from ..evaluation.results import ResultRecord
+from ..evaluation.runner import EvalRunner
+from ..evaluation.strategies import STRATEGIES, build_strategy
+
+
+def _flags(engine: str | None, model: str | None, base_url: str | None) -> dict[str, Any]:
+    return {"engine.kind": engine, "engine.model": model, "engine.base_url": base_url}
+
+
+def _run_strategy(name: str, spec: RunSpec, out: Path, concurrency: int, config: Any, engine: Any,
+                  console: Console) -> None:
+    items = spec.items()
+    strategy = build_strategy(name, config, engine)
+    runner = EvalRunner(strategy, out, dataset=spec.dataset, concurrency=concurrency)
+    todo = runner.pending(items)
+    done_before = len(items) - len(todo)
+    counts = {"n": 0, "correct": 0}
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("acc {task.fields[acc]}"), TimeElapsedColumn(), TextColumn("eta"),
+               TimeRemainingColumn())
+    try:
+        with Progress(*columns, console=console, transient=False) as progress:
+            task_id = progress.add_task(name, total=len(todo), acc="-")
+
+            def on_result(rec: ResultRecord) -> None:
+                counts["n"] += 1
+                counts["correct"] += int(rec.correct)
+                progress.update(task_id, advance=1, acc=f"{counts['correct'] / counts['n']:.1%}")
+
+            if done_before:
+                console.print(f"{name}: resuming, {done_before} of {len(items)} questions already done")
+            summary = runner.run(items, on_result=on_result)
+    finally:
+        strategy.close()
+    console.print(f"{name}: {summary.correct}/{summary.evaluated} correct in this run "
+                  f"({summary.accuracy:.1%}), {summary.skipped} resumed, {summary.elapsed_s:.0f} s")
+
+
+@app.command("eval")
+@handle_errors
+def eval_cmd(
+    action: str | None = typer.Argument(None, help="'report' to re-render the report of DIR only."),
+    report_dir: Path | None = typer.Argument(None, help="With 'report': the run folder."),
+    dataset: str | None = typer.Option(None, "--dataset", help="Benchmark layout: spider or wtq."),
+    data: Path | None = typer.Option(None, "--data", help="Benchmark folder (e.g. ../shared/datasets/wtq-train)."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate N sampled questions."),
+    sample_seed: int = typer.Option(0, "--sample-seed", help="Seed of the sample (same seed, same questions)."),
+    strategy: list[str] = typer.Option(["agents"], "--strategy",
+                                       help="agents or baseline; repeat to run both on the same questions."),
+    concurrency: int = typer.Option(1, "--concurrency", min=1, help="Questions answered in parallel."),
+    engine: str | None = typer.Option(None, "--engine", help="local, openai, vllm (or scripted in tests)."),
+    model: str | None = typer.Option(None, "--model", help="Model path / id for the engine."),
+    base_url: str | None = typer.Option(None, "--base-url", help="Server URL for openai/vllm engines."),
+    out: Path | None = typer.Option(None, "--out", help="Run folder: results, traces and report."),
+    report_only: bool = typer.Option(False, "--report-only", help="Only re-render the report of --out."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+) -> None:
+    """Evaluate a benchmark (Spider-style or WikiTableQuestions-style) and write a report."""
+    console = Console(stderr=True)
+    if action is not None:
+        if action != "report" or report_dir is None:
+            raise ConfigError(f"unknown eval action {action!r}", hint="use: autotqa eval report DIR")
+        report_only, out = True, report_dir
+    if out is None:
+        raise ConfigError("--out is required", hint="name a folder for results, e.g. --out eval/runs/wtq100")
+    if report_only:
+        if not out.is_dir():
+            raise ConfigError(f"no run folder at {out}")
+        path = write_report(out)
+        print(path.read_text(encoding="utf-8"), end="")
+        return
+    if dataset not in ("spider", "wtq"):
+        raise ConfigError("--dataset must be spider or wtq", hint="e.g. --dataset wtq --data ../shared/datasets/wtq-train")
+    if data is None:
+        raise ConfigError("--data is required", hint="the benchmark folder, e.g. ../shared/datasets/spider-train")
+    unknown = [s for s in strategy if s not in STRATEGIES]
+    if unknown:
+        raise ConfigError(f"unknown strategy {unknown[0]!r}", hint=f"use one of: {', '.join(STRATEGIES)}")
+
+    from ..settings import load_config
+    from ..ui.engine import engine_from_config
+
+    config = load_config(_flags(engine, model, base_url))
+    spec = bind_spec(out, RunSpec(dataset=dataset, data=str(data), limit=limit, sample_seed=sample_seed))
+    console.print(f"evaluating {spec.describe()} -> {out}")
+    llm = engine_from_config(config.engine)
+    try:
+        for name in dict.fromkeys(strategy):  # each once, in the order given
+            _run_strategy(name, spec, out, concurrency, config, llm, console)
+    finally:
+        with contextlib.suppress(Exception):
+            asyncio.run(llm.close())
+        write_report(out)
+    console.print(f"report: {out / 'report.md'}")

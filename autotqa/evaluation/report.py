@@ -1,0 +1,165 @@
+"""The evaluation report: a markdown table per strategy and category, and one PNG plot.
+
+Reads every ``results-*.jsonl`` in a run folder, so strategies run separately (or resumed) end up
+side by side. When the strategies did not all answer the same questions, the comparison is also
+given on the questions they share, since only that comparison is fair.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .harness import read_spec
+from .results import ResultRecord, read_records
+
+CATEGORY_ORDER = ("joins", "nesting", "aggregation", "answer_type")
+
+
+@dataclass(frozen=True)
+class Stats:
+    n: int
+    correct: int
+    errors: int
+    median_latency_s: float
+    mean_prompt_tokens: float
+    mean_completion_tokens: float
+    mean_reuse: float
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.n if self.n else 0.0
+
+
+def stats(records: Sequence[ResultRecord]) -> Stats:
+    """Aggregate figures of a set of records.
+
+    >>> r = [ResultRecord(id="a", strategy="s", dataset="wtq", question="?", correct=True, latency_s=1.0),
+    ...      ResultRecord(id="b", strategy="s", dataset="wtq", question="?", latency_s=3.0, error="x")]
+    >>> s = stats(r); (s.n, s.correct, s.errors, s.accuracy, s.median_latency_s)
+    (2, 1, 1, 0.5, 2.0)
+    """
+    n = len(records)
+    if not n:
+        return Stats(0, 0, 0, 0.0, 0.0, 0.0, 0.0)
+    return Stats(
+        n=n, correct=sum(r.correct for r in records), errors=sum(r.error is not None for r in records),
+        median_latency_s=statistics.median(r.latency_s for r in records),
+        mean_prompt_tokens=statistics.fmean(r.tokens.get("prompt", 0) for r in records),
+        mean_completion_tokens=statistics.fmean(r.tokens.get("completion", 0) for r in records),
+        mean_reuse=statistics.fmean(r.reuse for r in records))
+
+
+def load_run(out_dir: str | Path) -> dict[str, list[ResultRecord]]:
+    """Records of every strategy in a run folder, by strategy name (sorted)."""
+    runs: dict[str, list[ResultRecord]] = {}
+    for path in sorted(Path(out_dir).glob("results-*.jsonl")):
+        name = path.stem.removeprefix("results-")
+        runs[name] = read_records(path)
+    return runs
+
+
+def _overall_table(runs: dict[str, list[ResultRecord]]) -> list[str]:
+    lines = ["| strategy | questions | correct | accuracy | errors | median latency (s) "
+             "| prompt tok/q | completion tok/q | prefix reuse |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, recs in runs.items():
+        s = stats(recs)
+        lines.append(f"| {name} | {s.n} | {s.correct} | {s.accuracy:.1%} | {s.errors} | "
+                     f"{s.median_latency_s:.2f} | {s.mean_prompt_tokens:.0f} | "
+                     f"{s.mean_completion_tokens:.0f} | {s.mean_reuse:.1%} |")
+    return lines
+
+
+def _category_table(runs: dict[str, list[ResultRecord]]) -> list[str]:
+    names = list(runs)
+    facets: dict[tuple[str, str], None] = {}
+    for recs in runs.values():
+        for r in recs:
+            for facet, value in r.categories.items():
+                facets[(facet, value)] = None
+    order = {f: i for i, f in enumerate(CATEGORY_ORDER)}
+    keys = sorted(facets, key=lambda k: (order.get(k[0], len(order)), k[0], k[1]))
+    if not keys:
+        return []
+    lines = ["| category | value | " + " | ".join(f"{n} (n, acc)" for n in names) + " |",
+             "|---|---|" + "---:|" * len(names)]
+    for facet, value in keys:
+        cells = []
+        for n in names:
+            sub = [r for r in runs[n] if r.categories.get(facet) == value]
+            s = stats(sub)
+            cells.append(f"{s.n}, {s.accuracy:.1%}" if s.n else "-")
+        lines.append(f"| {facet} | {value} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def render_markdown(runs: dict[str, list[ResultRecord]], *, plot_name: str | None = None,
+                    run_description: str | None = None) -> str:
+    """The report text for the given records (strategy name -> records)."""
+    datasets = sorted({r.dataset for recs in runs.values() for r in recs})
+    out = ["# autotqa evaluation report", ""]
+    if run_description:
+        out += [f"Run: {run_description}.", ""]
+    if not runs or not any(runs.values()):
+        return "\n".join(out + ["No results yet.", ""])
+    out += [f"Dataset: {', '.join(datasets)}. Strategies: {', '.join(runs)}. "
+            "Correct = execution accuracy (Spider) or denotation accuracy (WTQ); errors = questions "
+            "where no usable result came out (counted wrong).", "", "## Overall", ""]
+    out += _overall_table(runs)
+    id_sets = [{r.id for r in recs} for recs in runs.values()]
+    common = set.intersection(*id_sets) if id_sets else set()
+    if len(runs) > 1 and any(s != common for s in id_sets):
+        shared = {n: [r for r in recs if r.id in common] for n, recs in runs.items()}
+        out += ["", f"## On the {len(common)} questions every strategy answered", ""]
+        out += _overall_table(shared)
+    gold_errors = sorted({r.id for recs in runs.values() for r in recs if r.gold_error})
+    cats = _category_table(runs)
+    if cats:
+        out += ["", "## By category", ""] + cats
+    if gold_errors:
+        out += ["", f"Gold query failed on {len(gold_errors)} question(s): {', '.join(gold_errors[:20])}."]
+    if plot_name:
+        out += ["", f"![accuracy and median latency per strategy]({plot_name})"]
+    return "\n".join(out) + "\n"
+
+
+def render_plot(runs: dict[str, list[ResultRecord]], path: str | Path) -> Path:
+    """Two bar charts (accuracy, median latency) per strategy, written as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(runs)
+    all_stats = [stats(runs[n]) for n in names]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3.2))
+    try:
+        ax1.bar(names, [s.accuracy * 100 for s in all_stats], color="#4C72B0")
+        ax1.set_ylabel("accuracy (%)")
+        ax1.set_ylim(0, 100)
+        for i, s in enumerate(all_stats):
+            ax1.text(i, s.accuracy * 100 + 1, f"{s.accuracy:.1%}\n(n={s.n})", ha="center", fontsize=8)
+        ax2.bar(names, [s.median_latency_s for s in all_stats], color="#DD8452")
+        ax2.set_ylabel("median latency (s)")
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
+    return Path(path)
+
+
+def write_report(out_dir: str | Path, *, plot: bool = True) -> Path:
+    """Render ``DIR/report.md`` (and ``DIR/report.png``) from every results file in ``DIR``."""
+    out_dir = Path(out_dir)
+    runs = load_run(out_dir)
+    plot_name = None
+    if plot and any(runs.values()):
+        plot_name = render_plot(runs, out_dir / "report.png").name
+    target = out_dir / "report.md"
+    spec = read_spec(out_dir)
+    text = render_markdown(runs, plot_name=plot_name, run_description=spec.describe() if spec else None)
+    target.write_text(text, encoding="utf-8")
+    return target
