@@ -1,0 +1,79 @@
+"""The Critic: accept, revise (back to the Engineer) or replan (back to the Planner).
+
+Deterministic checks come first and cost no LLM call: an empty or all-NULL result, or many rows
+where the question asks for one number, is sent back with a precise note. Only a result that
+passes them is shown to the model, which then writes the verdict and one short sentence; the
+answer values themselves are taken from the rows (``values.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from ..errors import OutputParseError
+from ..executors.base import ExecutionResult
+from .base import RunContext, render_prompt
+from .planner import Step
+from .values import expects_single_value
+
+VerdictKind = Literal["accept", "revise", "replan"]
+
+
+class Verdict(BaseModel):
+    verdict: VerdictKind
+    note: str = Field(default="", max_length=200)
+
+
+def check_result(question: str, result: ExecutionResult) -> Verdict | None:
+    """A verdict that needs no model, or None when the result looks like an answer.
+
+    >>> r = ExecutionResult(ok=True, columns=["n"], rows=[], n_rows=0)
+    >>> check_result("How many orders?", r).verdict
+    'revise'
+    """
+    if not result.ok:
+        return Verdict(verdict="revise", note=f"the code failed: {result.error_type}: {result.error}")
+    if result.n_rows == 0:
+        return Verdict(verdict="revise", note="the result is empty; check filter values against the "
+                                              "sample values (exact spelling and case) and the joins")
+    if all(v is None for row in result.rows for v in row):
+        return Verdict(verdict="revise", note="the result is only NULL; check the columns and filters")
+    if expects_single_value(question) and result.n_rows > 1:
+        return Verdict(verdict="revise", note=f"the question asks for one value but the result has "
+                                              f"{result.n_rows} rows; aggregate to a single row")
+    return None
+
+
+class CriticAgent:
+    role = "critic"
+
+    async def run(self, ctx: RunContext, step: Step, result: ExecutionResult, *,
+                  use_model: bool = True) -> Verdict:
+        """Judge the final step's result. Posts a critique for revise/replan; accept posts nothing
+        (the orchestrator posts the answer). ``use_model=False`` (budget spent) accepts what passes
+        the deterministic checks without a call."""
+        verdict = check_result(ctx.question, result)
+        if verdict is not None:
+            self._post(ctx, step, verdict, deterministic=True)
+            return verdict
+        if not use_model:
+            return Verdict(verdict="accept")
+        req = ctx.request("critic", render_prompt("critic", step_id=step.id, question=ctx.question),
+                          output_model=Verdict, max_tokens=80, step_id=f"critic{ctx.round}")
+        try:
+            verdict = (await ctx.generate(req)).parsed
+        except OutputParseError as err:
+            # An unreadable verdict on a result that passed every check: accept it, and record why.
+            ctx.board.add("error", "critic", f"the verdict could not be read: {err.message[:200]}",
+                          round=ctx.round, step=step.id, data={"raw": err.raw[:500]})
+            return Verdict(verdict="accept")
+        if verdict.verdict != "accept":
+            self._post(ctx, step, verdict, deterministic=False)
+        return verdict
+
+    @staticmethod
+    def _post(ctx: RunContext, step: Step, verdict: Verdict, *, deterministic: bool) -> None:
+        ctx.board.add("critique", "critic", f"{verdict.verdict}: {verdict.note}", round=ctx.round,
+                      step=step.id, data={"verdict": verdict.verdict, "deterministic": deterministic})

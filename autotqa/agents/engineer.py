@@ -1,0 +1,102 @@
+"""The Engineer: writes DuckDB SQL (or pandas) for a plan step, and repairs it from the error.
+
+Code is generated as plain text in a fenced block, not JSON: a small model writes better SQL when
+it does not have to escape it, and the stop sequence at the closing fence ends decoding the moment
+the block is complete, so execution starts without waiting for trailing prose.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Mapping, Sequence
+
+from ..executors.base import Language
+from .base import RunContext, render_prompt
+from .planner import Step, tables_in
+
+#: Stop at the closing fence. The opening fence is the first thing in the reply, so it has no newline
+#: before it and does not trigger the stop.
+CODE_STOP = "\n```"
+_LANG_TAG = re.compile(r"^[ \t]*(?:sql|duckdb|postgresql|sqlite|python3?|py|pandas)?[ \t]*\n?", re.I)
+MAX_CODE_TOKENS = 240
+_SQL_START = re.compile(r"^\s*(WITH|SELECT|FROM)\b", re.I | re.M)
+
+
+def extract_code(text: str, language: Language) -> str:
+    """The code inside a (possibly unterminated) fenced block, or the bare code.
+
+    >>> extract_code("```sql\\nSELECT 1;", "sql")
+    'SELECT 1'
+    >>> extract_code("Here it is:\\nSELECT a FROM t\\n```", "sql")
+    'SELECT a FROM t'
+    """
+    parts = text.split("```")
+    # Inside the first fence first (the usual reply), then whatever came before a fence.
+    candidates = [_LANG_TAG.sub("", parts[1], count=1)] if len(parts) > 1 else []
+    candidates.append(parts[0])
+    for body in candidates:
+        if language == "sql":
+            start = _SQL_START.search(body)
+            if start is not None:
+                return body[start.start():].strip().rstrip(";").strip()
+        elif body.strip():
+            return body.strip()
+    return ""
+
+
+def join_hints(tables: Sequence[str], columns: Mapping[str, Sequence[str]]) -> list[str]:
+    """Key columns two tables share by name (``*_id``/``id``-like only: ``name`` joins are wrong).
+
+    >>> join_hints(["orders", "customers"], {"orders": ["order_id", "customer_id"],
+    ...                                      "customers": ["customer_id", "name"]})
+    ['orders.customer_id = customers.customer_id']
+    """
+    hints = []
+    for a, b in itertools.combinations(tables, 2):
+        shared = [c for c in columns.get(a, ()) if c in set(columns.get(b, ()))]
+        for col in shared:
+            low = col.lower()
+            if low == "id" or low.endswith(("_id", "id", "_key", "_code")):
+                hints.append(f"{a}.{col} = {b}.{col}")
+    return hints
+
+
+class EngineerAgent:
+    role = "engineer"
+
+    def __init__(self, columns: Mapping[str, Sequence[str]]) -> None:
+        self.columns = columns
+
+    def _request(self, ctx: RunContext, step: Step, *, final: bool, mode: str):
+        tables = list(dict.fromkeys([*step.tables, *tables_in(ctx.question, self.columns)]))
+        tail = render_prompt(
+            "engineer", step_id=step.id, goal=step.goal, final=final, question=ctx.question,
+            joins=join_hints(tables, self.columns), language=step.language,
+            repair=mode == "repair", revise=mode == "revise")
+        return ctx.request("engineer", tail, stop=[CODE_STOP], max_tokens=MAX_CODE_TOKENS,
+                           step_id=f"{step.id}:{mode}", depends_on=step.after, priority=0)
+
+    def _post(self, ctx: RunContext, step: Step, text: str, mode: str) -> str:
+        code = extract_code(text, step.language)
+        if code:
+            ctx.board.add("code", "engineer", code, round=ctx.round, step=step.id,
+                          data={"language": step.language, "mode": mode})
+        else:
+            ctx.board.add("error", "engineer", f"the reply for {step.id} contained no {step.language} code",
+                          round=ctx.round, step=step.id, data={"raw": text[:500]})
+        return code
+
+    async def write(self, ctx: RunContext, step: Step, *, final: bool, mode: str = "write") -> str:
+        """Write (mode ``write``), repair after an error (``repair``) or rewrite after a critique
+        (``revise``). Returns the code, or "" when the reply held none (recorded as an error)."""
+        result = await ctx.generate(self._request(ctx, step, final=final, mode=mode))
+        return self._post(ctx, step, result.text, mode)
+
+    async def write_many(self, ctx: RunContext, steps: Sequence[Step], final_id: str) -> list[str]:
+        """Independent steps: one fork, so the serving layer can batch them on a shared prefix."""
+        if len(steps) == 1:
+            return [await self.write(ctx, steps[0], final=steps[0].id == final_id)]
+        reqs = [self._request(ctx, s, final=s.id == final_id, mode="write") for s in steps]
+        results = await ctx.fork(reqs)
+        return [self._post(ctx, s, r.text, "write") for s, r in zip(steps, results)]

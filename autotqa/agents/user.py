@@ -1,0 +1,106 @@
+"""The User agent: turns an inquiry (and the chat so far) into one self-contained question.
+
+Why it often makes no LLM call: on a CPU every call costs seconds. A question asked with no
+history, or one that refers to nothing earlier, and that names things the tables contain, is
+already self-contained; only follow-ups with references ("and for those?") or questions whose
+words match nothing in the schema are sent to the model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+from pydantic import BaseModel, Field
+
+from ..errors import OutputParseError
+from .base import RunContext, render_prompt
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+_REFERRING = frozenset(
+    "it its they them their those these that this he she his her same also too instead previous "
+    "above earlier again".split())
+_STOP = frozenset(
+    "the and for with what which who whom how many much are was were has have had did does from "
+    "that this there their per each all any most least more less than into over under between "
+    "give show list tell find number total average sum count top".split())
+
+
+class Reformulation(BaseModel):
+    """What the model returns when it is asked: the question, and whether the tables can answer it."""
+
+    question: str = Field(max_length=240)
+    answerable: bool = True
+    missing: str = Field(default="", max_length=120)
+
+
+def _stem(word: str) -> str:
+    w = word.lower()
+    if len(w) > 4 and w.endswith("ies"):
+        return w[:-3] + "y"
+    if len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
+        return w[:-1]
+    return w
+
+
+def schema_vocabulary(columns: Mapping[str, Sequence[str]]) -> frozenset[str]:
+    """Stems of table and column names (split on ``_``): the words a relevant question uses."""
+    vocab: set[str] = set()
+    for table, cols in columns.items():
+        for name in (table, *cols):
+            vocab.update(_stem(part) for part in re.split(r"[_\W]+", name) if len(part) >= 3)
+    return frozenset(vocab)
+
+
+def content_words(text: str) -> list[str]:
+    return [_stem(w) for w in _WORD.findall(text) if len(w) >= 3 and w.lower() not in _STOP]
+
+
+def refers_back(text: str) -> bool:
+    """Does the inquiry lean on earlier turns ("what about...", "and those")?"""
+    lowered = text.strip().lower()
+    if lowered.startswith(("and ", "what about", "how about", "same ")):
+        return True
+    return any(w.lower() in _REFERRING for w in _WORD.findall(text))
+
+
+def mentions_schema(text: str, vocabulary: Iterable[str]) -> bool:
+    vocab = set(vocabulary)
+    return any(w in vocab for w in content_words(text))
+
+
+class UserAgent:
+    """Makes the question self-contained; flags questions the tables cannot answer."""
+
+    role = "user"
+
+    def __init__(self, columns: Mapping[str, Sequence[str]]) -> None:
+        self.vocabulary = schema_vocabulary(columns)
+
+    def needs_model(self, inquiry: str, history: Sequence[tuple[str, str]]) -> bool:
+        if history and refers_back(inquiry):
+            return True
+        return not mentions_schema(inquiry, self.vocabulary)
+
+    async def run(self, ctx: RunContext, inquiry: str,
+                  history: Sequence[tuple[str, str]] = ()) -> Reformulation:
+        """Return the self-contained question; post it (or the model's mistake) on the board."""
+        inquiry = " ".join(inquiry.split())
+        if not self.needs_model(inquiry, history):
+            out = Reformulation(question=inquiry)
+        else:
+            req = ctx.request("user", render_prompt("user", inquiry=inquiry), output_model=Reformulation,
+                              max_tokens=96, step_id="user", priority=0)
+            try:
+                out = (await ctx.generate(req)).parsed
+            except OutputParseError as err:
+                # A model mistake: keep the inquiry as asked and let the other agents try.
+                ctx.board.add("error", "user", f"could not rewrite the question: {err.message}",
+                              round=ctx.round, data={"raw": err.raw[:500]})
+                out = Reformulation(question=inquiry)
+            if not out.question.strip():
+                out = out.model_copy(update={"question": inquiry})
+        ctx.question = out.question
+        ctx.board.add("question", "user", out.question, round=ctx.round,
+                      data={"inquiry": inquiry, "answerable": out.answerable, "missing": out.missing})
+        return out

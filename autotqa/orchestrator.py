@@ -1,0 +1,321 @@
+"""The loop: User -> Planner -> Engineer <-> Executor -> Critic -> accept | revise | replan.
+
+One question is one serving *program*: every call shares the session's warmed prefix (header +
+schema) and the board so far, independent plan steps are forked, and the program ends with the
+question. Limits (``config.agents``) bound every loop: rounds, repairs per step, computed tokens
+and wall time. When they run out the best *supported* result (one that ran and returned rows) is
+returned with ``verified=False``; with none, no values at all — never an invented answer.
+
+Mistakes of the model (unparsable reply, failing SQL) are written on the board and fed back;
+errors of the program (engine down, bad configuration) propagate as exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .agents.base import RunContext, shared_prefix
+from .agents.critic import CriticAgent, Verdict
+from .agents.engineer import EngineerAgent
+from .agents.events import (AgentFinished, AgentStarted, AnswerReady, CodeWritten, Event, ModelMistake,
+                            PlanMade, QuestionPosted, StepResult, VerdictGiven)
+from .agents.executor import ExecutorAgent
+from .agents.planner import PlannerAgent, Step
+from .agents.user import UserAgent
+from .agents.values import answer_sentence, extract_values, fallback_sentence
+from .answer import Answer, Provenance
+from .blackboard import Blackboard, Entry
+from .config import Config
+from .executors.base import ExecutionResult, Executor, Language
+from .serving.client import LLMClient, Program
+from .serving.types import GenerationResult
+
+EventHandler = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """What the agents may know of the data: the schema text (the shared prompt prefix), table ->
+    column names (for checks and hints) and one executor per language."""
+
+    schema_text: str
+    columns: Mapping[str, Sequence[str]]
+    executors: Mapping[Language, Executor]
+
+
+class _BudgetSpent(Exception):
+    """Internal: the token or time budget ran out; the run returns its best supported answer."""
+
+
+@dataclass
+class _Run:
+    """Everything one question's run accumulates."""
+
+    ctx: RunContext
+    emit: EventHandler
+    emitted: int = 0
+    tokens: int = 0
+    steps: list[Step] = field(default_factory=list)
+    code: dict[str, str] = field(default_factory=dict)
+    results: dict[str, ExecutionResult] = field(default_factory=dict)
+    best: tuple[Step, str, ExecutionResult, dict[str, tuple[str, ExecutionResult]]] | None = None
+
+    def count(self, result: GenerationResult) -> None:
+        u = result.usage
+        self.tokens += u.prompt_tokens - u.reused_tokens + u.completion_tokens
+
+
+class Orchestrator:
+    """Runs questions against one workspace through one LLM client (one session)."""
+
+    def __init__(self, client: LLMClient, workspace: Workspace, config: Config | None = None, *,
+                 session_id: str = "session") -> None:
+        self.client = client
+        self.workspace = workspace
+        self.config = config or Config()
+        self.session_id = session_id
+        self.prefix = shared_prefix(workspace.schema_text)
+        cols = workspace.columns
+        self.executor = ExecutorAgent(workspace.executors, preview_rows=self.config.agents.preview_rows)
+        self.user = UserAgent(cols)
+        self.planner = PlannerAgent(cols, self.executor.languages)
+        self.engineer = EngineerAgent(cols)
+        self.critic = CriticAgent()
+
+    async def warm(self) -> GenerationResult:
+        """Prefill header + schema as soon as the session opens, before the first question."""
+        return await self.client.warm(self.session_id, self.prefix)
+
+    async def stream(self, inquiry: str, *, history: Sequence[tuple[str, str]] = ()) -> AsyncIterator[Event]:
+        """The run's events as an async iterator; the last one is ``AnswerReady``."""
+        queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        task = asyncio.create_task(self.answer(inquiry, history=history, on_event=queue.put_nowait))
+        task.add_done_callback(lambda _t: queue.put_nowait(None))
+        while (event := await queue.get()) is not None:
+            yield event
+        await task  # re-raises a program error
+
+    async def answer(self, inquiry: str, *, history: Sequence[tuple[str, str]] = (),
+                     on_event: EventHandler | None = None) -> Answer:
+        t0 = time.perf_counter()
+        program = self.client.begin_program(self.session_id, self.prefix)
+        board = Blackboard()
+        for q, a in history:
+            board.add("history", "user", f"Q: {q}\nA: {a}")
+        run = _Run(ctx=RunContext(program=program, board=board, prefix=self.prefix,
+                                  config=self.config.agents, question=inquiry),
+                   emit=on_event or (lambda _e: None))
+        run.ctx.on_call = run.count
+        run.emitted = len(board)
+        try:
+            answer = await self._solve(run, inquiry, history)
+        finally:
+            await program.end()
+        answer.elapsed_s = time.perf_counter() - t0
+        answer.trace = board.to_trace()
+        answer.metrics = self._metrics(program, answer.elapsed_s)
+        run.emit(AnswerReady(answer=answer))
+        return answer
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    async def _solve(self, run: _Run, inquiry: str, history: Sequence[tuple[str, str]]) -> Answer:
+        ctx = run.ctx
+        question = await self._agent(run, "user", "", self.user.run(ctx, inquiry, history))
+        if not question.answerable:
+            missing = f": {question.missing}" if question.missing else ""
+            text = f"The tables cannot answer this question{missing}."
+            ctx.board.add("answer", "user", text, round=ctx.round, data={"unanswerable": True})
+            return Answer(question=ctx.question, answer=text, unanswerable=True, verified=False)
+        cfg = self.config.agents
+        mode = "plan"
+        try:
+            for rnd in range(1, cfg.max_rounds + 1):
+                ctx.round = rnd
+                if mode == "plan":
+                    self._check_budget(run)
+                    run.steps = await self._agent(run, "planner", "",
+                                                  self.planner.run(ctx, replan=rnd > 1))
+                    run.results.clear()
+                    todo = run.steps
+                else:
+                    todo = run.steps[-1:]
+                final = run.steps[-1]
+                if not await self._run_steps(run, todo, mode):
+                    failed = next(s for s in todo if not run.results.get(s.id, _FAILED).ok)
+                    note = f"step {failed.id} still fails after {cfg.max_repairs} repairs; try another approach"
+                    verdict = Verdict(verdict="replan", note=note)
+                    ctx.board.add("critique", "critic", f"replan: {note}", round=rnd, step=failed.id,
+                                  data={"verdict": "replan", "deterministic": True})
+                    self._flush(run)
+                    run.emit(VerdictGiven(round=rnd, step=failed.id, verdict="replan", note=note,
+                                          deterministic=True))
+                    mode = "plan"
+                    continue
+                result = run.results[final.id]
+                if result.n_rows > 0:
+                    run.best = (final, run.code[final.id], result,
+                                {s.id: (run.code[s.id], run.results[s.id]) for s in run.steps})
+                self._check_budget(run)
+                verdict = await self._agent(run, "critic", final.id, self.critic.run(ctx, final, result))
+                last = ctx.board.entries[-1]
+                run.emit(VerdictGiven(round=rnd, step=final.id, verdict=verdict.verdict, note=verdict.note,
+                                      deterministic=last.kind == "critique" and last.data.get("deterministic", False)))
+                if verdict.verdict == "accept":
+                    return self._compose(run, verified=True, note=verdict.note)
+                mode = "revise" if verdict.verdict == "revise" else "plan"
+        except _BudgetSpent:
+            pass
+        return self._compose(run, verified=False, note="")
+
+    async def _run_steps(self, run: _Run, todo: Sequence[Step], mode: str) -> bool:
+        """Write and execute ``todo`` in dependency order, forking independent steps; False when a
+        step still fails after its repairs (downstream steps cannot run)."""
+        final_id = run.steps[-1].id
+        done = {s.id for s in run.steps if s not in todo}
+        pending = list(todo)
+        while pending:
+            ready = [s for s in pending if all(a in done for a in s.after)] or pending[:1]
+            self._check_budget(run)
+            if mode == "revise":
+                codes = [await self._agent(run, "engineer", ready[0].id,
+                                           self.engineer.write(run.ctx, ready[0], final=True, mode="revise"))]
+            else:
+                label = ",".join(s.id for s in ready)
+                codes = await self._agent(run, "engineer", label,
+                                          self.engineer.write_many(run.ctx, ready, final_id))
+            for step, code in zip(ready, codes):
+                if not await self._execute(run, step, code, final=step.id == final_id):
+                    return False
+            done.update(s.id for s in ready)
+            pending = [s for s in pending if s not in ready]
+        return True
+
+    async def _execute(self, run: _Run, step: Step, code: str, *, final: bool) -> bool:
+        """Run a step's code; on failure let the Engineer repair, at most ``max_repairs`` times."""
+        repairs = 0
+        while True:
+            if code:
+                t0 = time.perf_counter()
+                result = await self._agent(run, "executor", step.id, _call(self.executor.run, run.ctx, step, code))
+                self._non_llm(run, time.perf_counter() - t0, step.language)
+            else:  # the reply had no code: the error is already on the board
+                result = ExecutionResult.failure(step.language, "", "NoCode", "no code in the reply")
+            run.code[step.id] = code
+            run.results[step.id] = result
+            if result.ok:
+                return True
+            if repairs >= self.config.agents.max_repairs:
+                return False
+            repairs += 1
+            self._check_budget(run)
+            code = await self._agent(run, "engineer", step.id,
+                                     self.engineer.write(run.ctx, step, final=final, mode="repair"))
+
+    # -- bookkeeping ------------------------------------------------------------------------------
+
+    def _non_llm(self, run: _Run, seconds: float, label: str) -> None:
+        """Report execution time to the serving layer's recorder (its LLM vs non-LLM split)."""
+        recorder = getattr(self.client, "metrics", None)
+        if recorder is not None and hasattr(recorder, "add_non_llm"):
+            recorder.add_non_llm(self.session_id, seconds, label, program_id=run.ctx.program.program_id)
+
+    def _check_budget(self, run: _Run) -> None:
+        cfg = self.config.agents
+        if run.tokens >= cfg.max_total_tokens or time.perf_counter() - run.ctx.started >= cfg.time_budget_s:
+            run.ctx.board.add("error", "system", f"budget spent ({run.tokens} tokens, "
+                              f"{time.perf_counter() - run.ctx.started:.1f} s)", round=run.ctx.round,
+                              data={"tokens": run.tokens})
+            self._flush(run)
+            raise _BudgetSpent
+
+    async def _agent(self, run: _Run, agent: str, step: str, work: Any) -> Any:
+        """Run one agent's work, framed by started/finished events and the entries it posted."""
+        run.emit(AgentStarted(agent=agent, round=run.ctx.round, step=step))
+        t0 = time.perf_counter()
+        try:
+            return await work
+        finally:
+            self._flush(run)
+            run.emit(AgentFinished(agent=agent, round=run.ctx.round, step=step,
+                                   elapsed_s=time.perf_counter() - t0))
+
+    def _flush(self, run: _Run) -> None:
+        entries = run.ctx.board.entries
+        for entry in entries[run.emitted:]:
+            event = _entry_event(entry)
+            if event is not None:
+                run.emit(event)
+        run.emitted = len(entries)
+
+    def _compose(self, run: _Run, *, verified: bool, note: str) -> Answer:
+        ctx = run.ctx
+        plan = [s.render() for s in run.steps]
+        if run.best is None:
+            text = "No supported answer was found within the limits."
+            ctx.board.add("answer", "system", text, round=ctx.round, data={"verified": False, "values": []})
+            return Answer(question=ctx.question, answer=text, verified=False, plan=plan)
+        step, code, result, by_step = run.best
+        values = extract_values(ctx.question, result)
+        text = answer_sentence(note, values, result.n_rows) if verified else \
+            f"{fallback_sentence(values, result.n_rows)} (not verified)"
+        ctx.board.add("answer", "critic" if verified else "system", text, round=ctx.round, step=step.id,
+                      data={"values": values, "verified": verified})
+        provenance = [Provenance(step_id=sid, language=res.language, code=res.code or c, columns=res.columns,
+                                 rows=res.rows, n_rows=res.n_rows) for sid, (c, res) in by_step.items()]
+        return Answer(question=ctx.question, answer=text, values=values, sql=code, language=step.language,
+                      verified=verified, plan=plan, result=result, provenance=provenance)
+
+    def _metrics(self, program: Program, elapsed: float) -> dict[str, Any]:
+        """Token and time figures of this program: the serving layer's recorder when it has one,
+        otherwise summed from the program's results."""
+        by_agent: dict[str, dict[str, float]] = {}
+        totals = {"prompt_tokens": 0, "reused_tokens": 0, "completion_tokens": 0}
+        llm_s = 0.0
+        for res in program.results:
+            agg = by_agent.setdefault(res.agent, {"calls": 0, "prompt_tokens": 0, "reused_tokens": 0,
+                                                  "completion_tokens": 0, "llm_s": 0.0})
+            agg["calls"] += 1
+            for key in totals:
+                totals[key] += getattr(res.usage, key)
+                agg[key] += getattr(res.usage, key)
+            agg["llm_s"] += res.timings.total_s
+            llm_s += res.timings.total_s
+        summary: dict[str, Any] = {
+            **totals, "llm_calls": len(program.results), "llm_s": round(llm_s, 3),
+            "reuse_ratio": round(totals["reused_tokens"] / totals["prompt_tokens"], 4)
+            if totals["prompt_tokens"] else 0.0, "by_agent": by_agent}
+        recorder = getattr(self.client, "metrics", None)
+        if recorder is not None and hasattr(recorder, "summary"):
+            return {**summary, **recorder.summary(program.program_id)}
+        summary["non_llm_s"] = round(max(0.0, elapsed - llm_s), 3)
+        return summary
+
+
+_FAILED = ExecutionResult(ok=False)
+
+
+async def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run a synchronous agent (the Executor) when awaited, so ``_agent`` frames it like the others."""
+    return fn(*args)
+
+
+def _entry_event(entry: Entry) -> Event | None:
+    if entry.kind == "question":
+        return QuestionPosted(question=entry.content, answerable=bool(entry.data.get("answerable", True)))
+    if entry.kind == "plan":
+        return PlanMade(round=entry.round, steps=entry.content.splitlines())
+    if entry.kind == "code":
+        return CodeWritten(round=entry.round, step=entry.step, language=entry.data.get("language", "sql"),
+                           code=entry.content)
+    if entry.kind == "result" or (entry.kind == "error" and entry.role == "executor"):
+        res = entry.data.get("result", {})
+        return StepResult(round=entry.round, step=entry.step, ok=entry.kind == "result", preview=entry.content,
+                          n_rows=res.get("n_rows", 0), error=res.get("error"))
+    if entry.kind == "error":
+        return ModelMistake(round=entry.round, step=entry.step, agent=entry.role, message=entry.content)
+    return None
