@@ -1,0 +1,88 @@
+"""``autotqa bench serving``: naive vs app-aware serving of a multi-agent workload.
+
+    autotqa bench serving --sessions 4 --calls 6 --out eval/results/bench_serving.json
+
+Progress goes to stderr; the last stdout line is the JSON result
+(``{"naive": {...}, "app_aware": {...}, "speedup_median": ...}``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..cli import app, handle_errors
+from ..errors import ConfigError
+
+bench_app = typer.Typer(help="Benchmarks of autotqa's parts.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("serving")
+@handle_errors
+def serving(
+    sessions: int = typer.Option(4, "--sessions", min=1, help="Concurrent sessions (one database each)."),
+    calls: int = typer.Option(6, "--calls", min=1, help="Calls per session (user, planner, engineer..., critic)."),
+    engine: str = typer.Option("local", "--engine", help="local, openai or vllm."),
+    model: str | None = typer.Option(None, "--model", help="Model path / repo id (local) or name (server)."),
+    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible server URL."),
+    data: Path = typer.Option(Path("../shared/datasets/spider-train"), "--data",
+                              help="Spider folder (or a folder of *.sqlite files); read only."),
+    max_tokens: int = typer.Option(40, "--max-tokens", min=1, help="Output tokens per call."),
+    mode: list[str] = typer.Option(["naive", "app_aware"], "--mode", help="Modes to run (repeatable)."),
+    out: Path | None = typer.Option(None, "--out", help="Also write the JSON result here."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+) -> None:
+    """Serve K concurrent sessions x N calls naively and app-aware; print the comparison as JSON."""
+    from ..serving.bench import MODES, ModeSpec, run_benchmark
+    from ..serving.factory import build_engine
+    from ..serving.workload import build_sessions
+    from ..settings import load_config
+
+    if engine not in ("local", "openai", "vllm"):
+        raise ConfigError(f"unknown engine {engine!r}", hint="use --engine local, openai or vllm")
+    unknown = [m for m in mode if m not in MODES]
+    if unknown:
+        raise ConfigError(f"unknown mode {unknown[0]!r}", hint="use --mode naive and/or --mode app_aware")
+    if not data.is_dir():
+        raise ConfigError(f"no dataset folder at {data}", hint="pass --data ../shared/datasets/spider-train")
+    try:
+        specs = build_sessions(data, sessions)
+    except FileNotFoundError as exc:
+        raise ConfigError(str(exc), hint="use fewer --sessions or another --data folder") from None
+    config = load_config({"engine.kind": engine, "engine.model": model, "engine.base_url": base_url})
+    # Measure serving within one process: a prefix persisted by an earlier run must not help.
+    cfg = config.engine.model_copy(update={"persist_prefix": False})
+
+    def factory(m: ModeSpec) -> Any:
+        options = {"session_cache": m.session_cache} if cfg.kind == "local" else {}
+        return build_engine(cfg, **options)
+
+    console = Console(stderr=True)
+    console.print(f"bench serving: {len(specs)} sessions x {calls} calls on {engine} "
+                  f"({', '.join(s.database for s in specs)})")
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[last]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        tasks = {m: progress.add_task(m, total=len(specs) * calls, last="") for m in mode}
+
+        def on_call(name: str, rec: Any) -> None:
+            progress.update(tasks[name], advance=1,
+                            last=f"{rec.agent} {rec.prompt_tokens - rec.reused_tokens}/{rec.prompt_tokens} tok "
+                                 f"{rec.queued_s + rec.total_s:.1f}s")
+
+        result = asyncio.run(run_benchmark(factory, specs, calls=calls, max_tokens=max_tokens,
+                                           modes=tuple(mode), on_call=on_call))
+    result["workload"]["engine"] = engine
+    result["workload"]["model"] = cfg.model
+    line = json.dumps(result, separators=(",", ":"))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(line)
