@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar, Literal
@@ -68,14 +69,23 @@ def _strict_ok(schema: Any) -> bool:
     return True
 
 
-def _reason(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    low = text.lower()
+def _reason(exc: BaseException) -> str:
+    """A short cause for a transport error, looking through the chain (anyio wraps the OSError)."""
+    seen: BaseException | None = exc
+    texts = []
+    while seen is not None and len(texts) < 8:
+        if isinstance(seen, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(seen, socket.gaierror):
+            return "unknown host"
+        texts.append(str(seen))
+        seen = seen.__cause__ or seen.__context__
+    low = " ".join(texts).lower()
     if "refused" in low:
         return "connection refused"
     if "name or service not known" in low or "nodename" in low or "getaddrinfo" in low:
         return "unknown host"
-    return text
+    return texts[0] or type(exc).__name__
 
 
 def _finish(reason: str | None) -> FinishReason:
