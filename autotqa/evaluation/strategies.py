@@ -228,8 +228,10 @@ class BaselineStrategy:
         segments = PromptSegments(header=BASELINE_HEADER, schema_block=schema,
                                   tail=BASELINE_TAIL.format(question=task.question))
         with lock:
+            # One call: a separate warm-up of the prefix would only add a second prefill.
             program = self._client.begin_program(f"baseline/{task.source_key}",
-                                                 PromptSegments(header=BASELINE_HEADER, schema_block=schema))
+                                                 PromptSegments(header=BASELINE_HEADER, schema_block=schema),
+                                                 warm=False)
             request = GenerationRequest(segments=segments, max_tokens=self.max_tokens, stop=["\n```"],
                                         agent="baseline")
             result = self._loop.run(program.generate(request))
@@ -263,14 +265,16 @@ class AgentsStrategy:
 
     name = "agents"
 
-    def __init__(self, config: Config, engine: Any, *, open_sources: int = 2) -> None:
+    def __init__(self, config: Config, engine: Any, *, open_sources: int = 2,
+                 session_factory: Callable[[Task], Any] | None = None) -> None:
         self.config = config
         self.engine = engine
-        self._sources = _Sources(self._open, lambda s: s.close(), open_sources)
+        self._session_factory = session_factory or self._open
+        self._sources = _Sources(self._session_factory, lambda s: s.close(), open_sources)
         self._rerun: _Sources = _Sources(self._open_executor, lambda obj: None, 1)
 
     def _open(self, task: Task) -> Any:
-        from .. import Session
+        from .. import Session  # type: ignore[attr-defined]  # the agents API (autotqa/__init__.py)
 
         return Session([task.source], config=self.config, engine=self.engine)
 
