@@ -1,8 +1,9 @@
 """``autotqa eval``: run a benchmark through one or more strategies and write a report.
 
     autotqa eval --dataset spider --data ../shared/datasets/spider-train --limit 100 \\
-        --strategy agents --strategy baseline --out eval/runs/spider100
-    autotqa eval report eval/runs/spider100      # re-render the report from existing results
+        --strategy agents --strategy baseline --out tmp/eval/spider100
+    autotqa eval report tmp/eval/spider100      # re-render the report from existing results
+    autotqa eval report tmp/eval/spider100 --to eval/results/eval_spider.md   # publish it
 
 Results go to ``DIR/results-<strategy>.jsonl`` one line per question as it finishes; running the
 same command again resumes where it stopped.
@@ -79,6 +80,8 @@ def eval_cmd(
     base_url: str | None = typer.Option(None, "--base-url", help="Server URL for openai/vllm engines."),
     out: Path | None = typer.Option(None, "--out", help="Run folder: results, traces and report."),
     report_only: bool = typer.Option(False, "--report-only", help="Only re-render the report of --out."),
+    report_to: Path | None = typer.Option(None, "--to", help="Write the report here (plot beside it) "
+                                           "instead of DIR/report.md, e.g. eval/results/eval_wtq.md."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
     """Evaluate a benchmark (Spider-style or WikiTableQuestions-style) and write a report."""
@@ -92,7 +95,7 @@ def eval_cmd(
     if report_only:
         if not out.is_dir():
             raise ConfigError(f"no run folder at {out}")
-        path = write_report(out)
+        path = write_report(out, target=report_to)
         print(path.read_text(encoding="utf-8"), end="")
         return
     if dataset not in ("spider", "wtq"):

@@ -151,14 +151,19 @@ def render_plot(runs: dict[str, list[ResultRecord]], path: str | Path) -> Path:
     return Path(path)
 
 
-def write_report(out_dir: str | Path, *, plot: bool = True) -> Path:
-    """Render ``DIR/report.md`` (and ``DIR/report.png``) from every results file in ``DIR``."""
+def write_report(out_dir: str | Path, *, target: str | Path | None = None, plot: bool = True) -> Path:
+    """Render the report of every results file in ``out_dir``.
+
+    It goes to ``DIR/report.md`` with its plot ``DIR/report.png``, or to ``target`` with the plot
+    beside it under the same stem (``eval_wtq.md`` + ``eval_wtq.png``), for publishing a run.
+    """
     out_dir = Path(out_dir)
+    target = Path(target) if target is not None else out_dir / "report.md"
+    target.parent.mkdir(parents=True, exist_ok=True)
     runs = load_run(out_dir)
     plot_name = None
     if plot and any(runs.values()):
-        plot_name = render_plot(runs, out_dir / "report.png").name
-    target = out_dir / "report.md"
+        plot_name = render_plot(runs, target.with_suffix(".png")).name
     spec = read_spec(out_dir)
     text = render_markdown(runs, plot_name=plot_name, run_description=spec.describe() if spec else None)
     target.write_text(text, encoding="utf-8")
