@@ -1,0 +1,238 @@
+"""Loaders: each puts one source's tables into the catalog's DuckDB connection.
+
+A loader gets the connection, the source and ``new_name`` (which turns an original name into a safe,
+unique table name and reserves it) and returns ``(table_name, display_name)`` pairs in load order.
+Every failure becomes a ``DataLoadError`` naming the file and what to do; source files are opened
+read-only and never written.
+
+Text formats go straight through DuckDB's own readers (no pandas: a CSV of hundreds of MB loads at
+DuckDB speed). SQLite is read with Python's ``sqlite3`` because DuckDB's sqlite extension would need a
+download; DuckDB files are attached read-only and copied.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import zipfile
+from collections.abc import Callable, Mapping
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from autotqa.catalog.frames import frame_to_arrow, rows_to_arrow, sqlite_affinity
+from autotqa.catalog.naming import quote_ident, sql_string
+from autotqa.catalog.sniff import (detect_format, display_stem, extension_format, sniff_encoding,
+                                   text_suffix)
+from autotqa.errors import DataLoadError
+
+NewName = Callable[[str], str]
+Loaded = list[tuple[str, str]]
+
+#: Bytes read to recognise a file: magic numbers and the encoding of the first lines.
+HEAD_BYTES = 1 << 16
+_TEXT_EXTENSIONS_TAB = (".tsv", ".tab")
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def read_head(path: Path) -> bytes:
+    """The first bytes of ``path``; missing, unreadable and empty files become ``DataLoadError``."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(HEAD_BYTES)
+    except FileNotFoundError:
+        raise DataLoadError(f"{path}: no such file", path=str(path),
+                            hint="check the path (relative paths start at the current directory)") from None
+    except OSError as e:
+        raise DataLoadError(f"{path}: cannot be read ({e.strerror or e})", path=str(path),
+                            hint="check the file's permissions") from None
+    if not head:
+        raise DataLoadError(f"{path}: file is empty (0 bytes)", path=str(path),
+                            hint="export the data again; a CSV needs at least a header line")
+    return head
+
+
+def load_path(con: duckdb.DuckDBPyConnection, path: Path, new_name: NewName) -> Loaded:
+    """Load a file, or a folder: every file in it with a supported extension (not recursing, skipping
+    hidden and Office lock files), in sorted name order, one table per file (per sheet for Excel)."""
+    if path.is_dir():
+        return _load_folder(con, path, new_name)
+    head = read_head(path)
+    fmt = detect_format(path, head)
+    display = display_stem(path)
+    if fmt == "csv":
+        return [(_load_csv(con, path, head, new_name(display)), display)]
+    if fmt in ("parquet", "json"):
+        return [(_load_with_reader(con, path, fmt, new_name(display)), display)]
+    if fmt == "excel":
+        return _load_excel(con, path, display, new_name)
+    if fmt == "sqlite":
+        return _load_sqlite(con, path, new_name)
+    return _load_duckdb(con, path, new_name)
+
+
+def _load_folder(con: duckdb.DuckDBPyConnection, folder: Path, new_name: NewName) -> Loaded:
+    files = sorted(p for p in folder.iterdir()
+                   if p.is_file() and not p.name.startswith((".", "~$")) and extension_format(p))
+    if not files:
+        raise DataLoadError(f"{folder}: folder has no loadable data files", path=str(folder),
+                            hint="put .csv/.tsv/.parquet/.json/.xlsx/.sqlite/.duckdb files in it")
+    loaded: Loaded = []
+    for p in files:
+        loaded += load_path(con, p, new_name)
+    return loaded
+
+
+def _create_from(con: duckdb.DuckDBPyConnection, table: str, select: str, params: list[Any]) -> None:
+    con.execute(f"CREATE TABLE {quote_ident(table)} AS {select}", params)
+
+
+def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, head: bytes, table: str) -> str:
+    """DuckDB's ``read_csv`` with its sniffer, falling back step by step for messy files.
+
+    Attempts: as sniffed; then with ragged rows padded and types sniffed from the whole file; then
+    everything as text. A UTF-8 failure restarts with latin-1 (which decodes any byte).
+    """
+    compressed = text_suffix(path) != path.suffix.lower()
+    encoding = "utf-8" if compressed else sniff_encoding(head)
+    base: dict[str, Any] = {"delim": "\t"} if text_suffix(path) in _TEXT_EXTENSIONS_TAB else {}
+    relaxed = {**base, "null_padding": True, "strict_mode": False, "sample_size": -1}
+    attempts = [base, relaxed, {**relaxed, "all_varchar": True}]
+    last: duckdb.Error | None = None
+    for enc in dict.fromkeys([encoding, "latin-1"]):
+        for opts in attempts:
+            named = "".join(f", {k} = ?" for k in opts)
+            try:
+                _create_from(con, table, f"SELECT * FROM read_csv(?, encoding = ?{named})",
+                             [str(path), enc, *opts.values()])
+                return table
+            except duckdb.Error as e:
+                last = e
+                if "unicode" in str(e).lower() and enc != "latin-1":
+                    break  # wrong encoding: no option helps, go to latin-1
+    assert last is not None
+    raise DataLoadError(f"{path}: could not be read as CSV: {_first_line(last)}", path=str(path),
+                        hint="check the delimiter, quoting and that every row has the same number "
+                             "of fields") from None
+
+
+def _load_with_reader(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, table: str) -> str:
+    reader = "read_parquet" if fmt == "parquet" else "read_json_auto"
+    try:
+        _create_from(con, table, f"SELECT * FROM {reader}(?)", [str(path)])
+    except duckdb.Error as e:
+        raise DataLoadError(f"{path}: could not be read as {fmt}: {_first_line(e)}", path=str(path),
+                            hint=f"the file may be corrupt or not really {fmt}; export it again") from None
+    return table
+
+
+def load_arrow(con: duckdb.DuckDBPyConnection, data: pa.Table, table: str) -> str:
+    """Copy an Arrow table into the connection as ``table``."""
+    if data.num_columns == 0:
+        raise DataLoadError(f"table {table!r} has no columns", hint="pass data with at least one column")
+    view = f"__autotqa_in_{table}"
+    con.register(view, data)
+    try:
+        _create_from(con, table, f"SELECT * FROM {quote_ident(view)}", [])
+    finally:
+        con.unregister(view)
+    return table
+
+
+def load_frames(con: duckdb.DuckDBPyConnection, frames: Mapping[str, pd.DataFrame],
+                new_name: NewName, source: str = "<dataframe>") -> Loaded:
+    """Load named DataFrames (dict order)."""
+    loaded: Loaded = []
+    for display, df in frames.items():
+        if not isinstance(df, pd.DataFrame):
+            raise DataLoadError(f"{source}: value for {display!r} is {type(df).__name__}, not a DataFrame",
+                                hint="pass a mapping of table name to pandas.DataFrame")
+        try:
+            data = frame_to_arrow(df)
+        except (pa.ArrowException, ValueError, TypeError) as e:
+            raise DataLoadError(f"{source}: DataFrame {display!r} cannot be converted: {_first_line(e)}",
+                                hint="convert unusual column types (objects) to text first") from None
+        loaded.append((load_arrow(con, data, new_name(str(display))), str(display)))
+    return loaded
+
+
+def _load_excel(con: duckdb.DuckDBPyConnection, path: Path, display: str, new_name: NewName) -> Loaded:
+    """One table per non-empty sheet: named after the file for one sheet, ``file_sheet`` for several."""
+    try:
+        sheets = pd.read_excel(path, sheet_name=None, engine="openpyxl")
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, TypeError) as e:
+        raise DataLoadError(f"{path}: could not be read as an Excel workbook: {_first_line(e)}",
+                            path=str(path), hint="open and re-save it as .xlsx, or export CSV") from None
+    sheets = {k: v for k, v in sheets.items() if v.shape[1] > 0}
+    if not sheets:
+        raise DataLoadError(f"{path}: workbook has no non-empty sheet", path=str(path))
+    if len(sheets) > 1:
+        sheets = {f"{display}_{k}": v for k, v in sheets.items()}
+    else:
+        sheets = {display: next(iter(sheets.values()))}
+    return load_frames(con, sheets, new_name, source=str(path))
+
+
+def _load_sqlite(con: duckdb.DuckDBPyConnection, path: Path, new_name: NewName) -> Loaded:
+    """Every table of a SQLite file, in creation order, values typed by what they hold.
+
+    ``immutable=1`` makes SQLite skip locking and journal files, so even a read-only folder works and
+    nothing is ever written next to the database.
+    """
+    uri = path.resolve().as_uri() + "?mode=ro&immutable=1"
+    loaded: Loaded = []
+    try:
+        with closing(sqlite3.connect(uri, uri=True)) as src:
+            src.text_factory = lambda b: b.decode("utf-8", errors="replace")
+            names = [r[0] for r in src.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid")]
+            for name in names:
+                q = '"' + name.replace('"', '""') + '"'
+                info = src.execute(f"PRAGMA table_info({q})").fetchall()
+                cur = src.execute(f"SELECT * FROM {q}")
+                columns = [d[0] for d in cur.description]
+                declared = {row[1]: row[2] for row in info}
+                data = rows_to_arrow(columns, cur.fetchall(),
+                                     [sqlite_affinity(declared.get(c)) for c in columns])
+                loaded.append((load_arrow(con, data, new_name(name)), name))
+    except sqlite3.Error as e:
+        raise DataLoadError(f"{path}: could not be read as SQLite: {_first_line(e)}", path=str(path),
+                            hint="check the file with `sqlite3 FILE .tables`; it may be corrupt") from None
+    if not loaded:
+        raise DataLoadError(f"{path}: SQLite database has no tables", path=str(path))
+    return loaded
+
+
+def _load_duckdb(con: duckdb.DuckDBPyConnection, path: Path, new_name: NewName) -> Loaded:
+    """Every base table of a DuckDB file (by schema, then name), copied in from a read-only attach."""
+    alias = "__autotqa_src"
+    try:
+        con.execute(f"ATTACH {sql_string(str(path))} AS {alias} (READ_ONLY)")
+    except duckdb.Error as e:
+        raise DataLoadError(f"{path}: could not be opened as a DuckDB database: {_first_line(e)}",
+                            path=str(path), hint="it may be corrupt, or written by a newer DuckDB") from None
+    loaded: Loaded = []
+    try:
+        tables = con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = ? "
+            "ORDER BY schema_name, table_name", [alias]).fetchall()
+        for schema, name in tables:
+            display = name if schema == "main" else f"{schema}.{name}"
+            source = f"{alias}.{quote_ident(schema)}.{quote_ident(name)}"
+            loaded.append((new_name(display), display))
+            _create_from(con, loaded[-1][0], f"SELECT * FROM {source}", [])
+    except duckdb.Error as e:
+        raise DataLoadError(f"{path}: could not copy tables from DuckDB file: {_first_line(e)}",
+                            path=str(path)) from None
+    finally:
+        con.execute(f"DETACH {alias}")
+    if not loaded:
+        raise DataLoadError(f"{path}: DuckDB database has no tables", path=str(path))
+    return loaded
