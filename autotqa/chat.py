@@ -12,6 +12,7 @@ usable); Ctrl-C at the prompt clears the line; Ctrl-D or ``/exit`` leaves with e
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -30,9 +31,53 @@ PROMPT = "autotqa> "
 
 
 class ChatSession(Protocol):
-    """What the chat needs of a session (``autotqa.Session`` satisfies it)."""
+    """What the chat needs of a session (``autotqa.Session`` satisfies it).
 
-    def ask(self, question: str, *, on_event: Callable[[Any], None] | None = None) -> Answer: ...
+    ``events`` holds callables that receive every event of a run; ``ask`` blocks until the answer.
+    """
+
+    events: list[Callable[[Any], None]]
+
+    def ask(self, question: str) -> Answer: ...
+
+
+def ask_cancellable(session: Any, question: str) -> Answer:
+    """``session.ask(question)``, but a Ctrl-C also stops the run behind it.
+
+    Why: the session answers on its own event loop thread, so a KeyboardInterrupt in this thread
+    only stops the *waiting*; the run would go on using the engine (and, with the scripted engine,
+    its replies) and the next question would queue behind it. A session that offers ``cancel()``
+    is asked to stop; otherwise the run is submitted here and its future cancelled, which cancels
+    the task on the session's loop. Either way the session stays usable.
+    """
+    cancel = getattr(session, "cancel", None)
+    if callable(cancel) or not hasattr(session, "_submit"):
+        try:
+            return session.ask(question)
+        except KeyboardInterrupt:
+            if callable(cancel):
+                cancel()
+            raise
+    session._await_warm()
+    stopped = threading.Event()
+
+    async def run() -> Answer:
+        try:
+            return await session.orchestrator.answer(question, history=tuple(session.history),
+                                                     on_event=session._dispatch)
+        finally:
+            stopped.set()  # after the run's own cleanup (its program has ended)
+
+    future = session._submit(run())
+    try:
+        answer = future.result()
+    except KeyboardInterrupt:
+        future.cancel()  # cancels the task on the session's loop
+        # Wait until the run has really unwound, so none of its events leak into the next question.
+        stopped.wait(timeout=10)
+        raise
+    session.history.append((answer.question, answer.answer))
+    return answer
 
 
 @dataclass(frozen=True)
@@ -168,15 +213,18 @@ class ChatREPL:
     def ask(self, question: str) -> Answer | None:
         """Answer one question with live progress; Ctrl-C cancels it and the chat goes on."""
         view = ProgressView(self.console, verbose=self.verbose)
+        self.session.events.append(view)
         try:
             with view:
-                answer = self.session.ask(question, on_event=view)
+                answer = ask_cancellable(self.session, question)
         except KeyboardInterrupt:
             self.console.print("cancelled", style="yellow")
             return None
         except AutoTQAError as exc:
             self._error(exc)
             return None
+        finally:
+            self.session.events.remove(view)
         self.answers.append(answer)
         self.console.print(render_answer(answer, max_rows=self.max_rows, show_plan=False))
         return answer
