@@ -134,3 +134,26 @@ def test_agents_strategy_reuses_one_session_per_source(activity_items: list[Spid
     assert [r.correct for r in recs] == [True, True, False]   # the third gold asks for ranks
     assert recs[0].tokens == {"prompt": 900, "reused": 600, "completion": 40}
     assert recs[0].reuse == pytest.approx(2 / 3) and recs[0].prediction["values"] == [58]
+
+
+def test_agents_strategy_on_the_real_session(activity_items: list[SpiderItem], tmp_path: Path) -> None:
+    replies = {"planner": '{"steps": [{"goal": "count faculty", "tables": ["Faculty"]}]}',
+               "engineer": "```sql\nSELECT count(*) AS n FROM Faculty\n```",
+               "critic": '{"verdict": "accept", "note": "58 faculty."}'}
+    engine = ScriptedEngine(fn=lambda req: replies[req.agent])
+    strategy = AgentsStrategy(Config(), engine)
+    try:
+        EvalRunner(strategy, tmp_path, dataset="spider").run(activity_items)
+    finally:
+        strategy.close()
+    recs = read_records(tmp_path / "results-agents.jsonl")
+    assert [r.correct for r in recs] == [True, True, False]
+    assert recs[0].prediction["values"] == [58] and recs[0].prediction["sql"] == "SELECT count(*) AS n FROM Faculty"
+    calls = [r for r in engine.requests if not r.prefill_only]
+    assert [r.agent for r in calls] == ["planner", "engineer", "critic"] * 3
+    assert len({r.session_id for r in engine.requests}) == 1          # one session for the database
+    # Independent questions: the first question never appears in the prompts of the second.
+    second = [engine.prompts[i] for i, r in enumerate(engine.requests) if r is calls[3]][0]
+    assert activity_items[0].question not in second and activity_items[1].question in second
+    assert recs[1].tokens["reused"] > 0 and 0 < recs[1].reuse < 1
+    assert (tmp_path / recs[0].trace_path).is_file()

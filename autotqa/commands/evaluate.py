@@ -37,7 +37,7 @@ def _flags(engine: str | None, model: str | None, base_url: str | None) -> dict[
 def _run_strategy(name: str, spec: RunSpec, out: Path, concurrency: int, config: Any, engine: Any,
                   console: Console) -> None:
     items = spec.items()
-    strategy = build_strategy(name, config, engine)
+    strategy = build_strategy(name, config, engine, concurrency=concurrency)
     runner = EvalRunner(strategy, out, dataset=spec.dataset, concurrency=concurrency)
     todo = runner.pending(items)
     done_before = len(items) - len(todo)

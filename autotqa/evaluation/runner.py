@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, EngineError, OutputParseError
+from ..executors.base import to_jsonable
 from .categories import spider_categories, wtq_categories
 from .datasets import EvalItem, SpiderItem, WTQItem
 from .denotation import denotation_match
@@ -49,7 +50,7 @@ def score(item: EvalItem, pred: Prediction) -> tuple[bool, dict[str, Any], str |
     except sqlite3.Error as exc:
         return False, gold, f"{type(exc).__name__}: {exc}"
     gold["n_rows"] = len(rows)
-    gold["rows"] = [list(r) for r in rows[:KEEP_ROWS]]
+    gold["rows"] = [[to_jsonable(v) for v in r] for r in rows[:KEEP_ROWS]]
     if pred.error is not None or (not pred.columns and not pred.rows):
         return False, gold, None
     if pred.truncated:

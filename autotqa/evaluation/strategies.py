@@ -138,38 +138,54 @@ class LoopThread:
 
 
 class _Sources:
-    """An LRU of per-source objects (catalogs, sessions), each with its own lock."""
+    """An LRU of per-source objects (catalogs, sessions), each with its own lock.
+
+    A source is opened once even when several threads ask for it at the same time. The LRU should
+    hold more sources than can be in flight (see :func:`build_strategy`), so an object is not closed
+    while another question still uses it.
+    """
 
     def __init__(self, open_fn: Callable[[Task], Any], close_fn: Callable[[Any], None], size: int) -> None:
         self._open = open_fn
         self._close = close_fn
         self._size = max(1, size)
         self._items: OrderedDict[str, tuple[Any, threading.Lock]] = OrderedDict()
+        self._opening: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
     def get(self, task: Task) -> tuple[Any, threading.Lock, bool]:
         """The open object for the task's source (opened now if needed), its lock, and whether it is new."""
+        key = task.source_key
         with self._guard:
-            if task.source_key in self._items:
-                self._items.move_to_end(task.source_key)
-                obj, lock = self._items[task.source_key]
-                return obj, lock, False
-        obj = self._open(task)
-        lock = threading.Lock()
-        with self._guard:
-            self._items[task.source_key] = (obj, lock)
-            while len(self._items) > self._size:
-                _, (old, old_lock) = self._items.popitem(last=False)
-                with old_lock:
-                    self._close(old)
+            key_lock = self._opening.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._guard:
+                if key in self._items:
+                    self._items.move_to_end(key)
+                    obj, lock = self._items[key]
+                    return obj, lock, False
+            obj = self._open(task)
+            lock = threading.Lock()
+            with self._guard:
+                self._items[key] = (obj, lock)
+                evicted: list[tuple[Any, threading.Lock]] = []
+                while len(self._items) > self._size:
+                    old_key, old = self._items.popitem(last=False)
+                    self._opening.pop(old_key, None)
+                    evicted.append(old)
+        for old_obj, old_lock in evicted:
+            with old_lock:
+                self._close(old_obj)
         return obj, lock, True
 
     def close(self) -> None:
         with self._guard:
-            while self._items:
-                _, (obj, lock) = self._items.popitem(last=False)
-                with lock:
-                    self._close(obj)
+            items = list(self._items.values())
+            self._items.clear()
+            self._opening.clear()
+        for obj, lock in items:
+            with lock:
+                self._close(obj)
 
 
 @dataclass
@@ -288,6 +304,10 @@ class AgentsStrategy:
         t0 = time.perf_counter()
         session, lock, _ = self._sources.get(task)
         with lock:
+            # Benchmark questions are independent: no earlier question may act as chat context.
+            history = getattr(session, "history", None)
+            if isinstance(history, list):
+                history.clear()
             ans = session.ask(task.question)
         m = ans.metrics
         pred = Prediction(
@@ -316,12 +336,16 @@ class AgentsStrategy:
 STRATEGIES = ("agents", "baseline")
 
 
-def build_strategy(name: str, config: Config, engine: Any) -> Strategy:
-    """Instantiate a built-in strategy by name on an engine the caller owns."""
+def build_strategy(name: str, config: Config, engine: Any, *, concurrency: int = 1) -> Strategy:
+    """Instantiate a built-in strategy by name on an engine the caller owns.
+
+    The runner keeps up to ``2 * concurrency`` questions in flight, so that many sources (+1) stay open.
+    """
+    open_sources = 2 * max(1, concurrency) + 1
     if name == "agents":
-        return AgentsStrategy(config, engine)
+        return AgentsStrategy(config, engine, open_sources=open_sources)
     if name == "baseline":
-        return BaselineStrategy(config, engine)
+        return BaselineStrategy(config, engine, open_sources=open_sources)
     from ..errors import ConfigError
 
     raise ConfigError(f"unknown strategy {name!r}", hint=f"use one of: {', '.join(STRATEGIES)}")
