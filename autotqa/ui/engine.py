@@ -92,7 +92,11 @@ class ReplyScript:
 
 
 class FileScriptedEngine(ScriptedEngine):
-    """A :class:`ScriptedEngine` fed by a :class:`ReplyScript`, with cancellable per-reply delays."""
+    """A :class:`ScriptedEngine` fed by a :class:`ReplyScript`, with cancellable per-reply delays.
+
+    ``started`` names the agent of every request as it arrives, before any delay (``requests``
+    only lists a request once its reply is produced), so a test can tell a slow call is in flight.
+    """
 
     name = "scripted"
 
@@ -100,6 +104,7 @@ class FileScriptedEngine(ScriptedEngine):
         super().__init__(fn=self._pending_text)
         self.script = script
         self._pending: str | None = None
+        self.started: list[str] = []
 
     def _pending_text(self, request: GenerationRequest) -> str:
         text, self._pending = self._pending or "", None
@@ -107,6 +112,7 @@ class FileScriptedEngine(ScriptedEngine):
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamChunk]:
         if not request.prefill_only:
+            self.started.append(request.agent)
             reply = self.script.take(request.agent)
             if reply.delay_s:
                 await asyncio.sleep(reply.delay_s)

@@ -107,9 +107,12 @@ def result_table(result: ExecutionResult, max_rows: int = DEFAULT_MAX_ROWS) -> T
 
 
 def metrics_line(answer: Answer) -> Text:
-    """``time · prompt tokens, share reused · generated · calls`` — where the seconds went."""
+    """``time (LLM share) · prompt tokens, share reused · generated · calls``: where the seconds went."""
     m = answer.metrics
-    parts = [f"{answer.elapsed_s:.2f} s"]
+    head = f"{answer.elapsed_s:.2f} s"
+    if m.get("llm_s") is not None:
+        head += f" (LLM {float(m['llm_s']):.2f} s)"
+    parts = [head]
     prompt = int(m.get("prompt_tokens") or 0)
     if prompt:
         ratio = m.get("reuse_ratio")
@@ -121,8 +124,6 @@ def metrics_line(answer: Answer) -> Text:
     if m.get("llm_calls") is not None:
         calls = int(m["llm_calls"])
         parts.append(f"{calls} LLM call" + ("" if calls == 1 else "s"))
-    if m.get("llm_s") is not None and m.get("non_llm_s") is not None:
-        parts.append(f"LLM {float(m['llm_s']):.2f} s / other {float(m['non_llm_s']):.2f} s")
     return Text(" · ".join(parts), style="dim")
 
 
@@ -144,8 +145,8 @@ def metrics_table(metrics: Mapping[str, Any]) -> Table:
     table = Table(box=box.SIMPLE_HEAD, title="LLM use", title_justify="left")
     cols = ("llm_calls", "prompt_tokens", "reused_tokens", "completion_tokens", "llm_s")
     table.add_column("agent")
-    for col in cols:
-        table.add_column(col.replace("_", " "), justify="right")
+    for header in ("calls", "prompt", "reused", "generated", "LLM s"):
+        table.add_column(header, justify="right")
     by_agent = metrics.get("by_agent") or {}
     for agent, figures in by_agent.items():
         if isinstance(figures, Mapping):
