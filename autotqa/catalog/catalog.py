@@ -44,7 +44,9 @@ class Catalog:
     """
 
     def __init__(self) -> None:
+        # No progress bar: it would print over the caller's terminal during long loads and queries.
         self.con: duckdb.DuckDBPyConnection = duckdb.connect(":memory:")
+        self.con.execute("SET enable_progress_bar = false")
         self.tables: dict[str, TableInfo] = {}
         self._frozen = False
         self._bare_frames = 0
@@ -124,8 +126,8 @@ class Catalog:
         cols = self.con.execute(
             "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
             "AND schema_name = 'main' AND table_name = ? ORDER BY column_index", [safe]).fetchall()
-        row = self.con.execute(f"SELECT count(*) FROM {quote_ident(safe)}").fetchone()
-        assert row is not None
+        # fetchall, not fetchone: DuckDB 2 treats a half-read result as unfinished work on ``con``.
+        row = self.con.execute(f"SELECT count(*) FROM {quote_ident(safe)}").fetchall()[0]
         return TableInfo(name=safe, display_name=display, source=origin,
                          columns=[ColumnInfo(n, t) for n, t in cols], n_rows=int(row[0]))
 
@@ -147,7 +149,8 @@ class Catalog:
     def arrow(self, table_name: str) -> pa.Table:
         """A table's full contents as Arrow (e.g. for the pandas sandbox)."""
         info = self._info(table_name)
-        return self.con.execute(f"SELECT * FROM {quote_ident(info.name)}").fetch_arrow_table()
+        with self.con.cursor() as cur:  # a cursor: callers may be on other threads (sandbox feeders)
+            return cur.sql(f"SELECT * FROM {quote_ident(info.name)}").to_arrow_table()
 
     def _info(self, table_name: str) -> TableInfo:
         info = self.tables.get(table_name) or self.tables.get(table_name.lower())

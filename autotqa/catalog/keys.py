@@ -144,8 +144,7 @@ def _containment(con: duckdb.DuckDBPyConnection, child: TableSchema, c: ColumnSc
     row = con.execute(
         f"SELECT count(*), count(pv.v) FROM (SELECT DISTINCT {cq} AS v FROM {quote_ident(child.name)} "
         f"WHERE {cq} IS NOT NULL) cv LEFT JOIN (SELECT DISTINCT {pq} AS v FROM "
-        f"{quote_ident(parent.name)}) pv ON cv.v = pv.v").fetchone()
-    assert row is not None
+        f"{quote_ident(parent.name)}) pv ON cv.v = pv.v").fetchall()[0]
     n, hit = int(row[0]), int(row[1])
     return n, (hit / n if n else 0.0)
 

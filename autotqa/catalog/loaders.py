@@ -97,7 +97,9 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, head: bytes, table: st
     """DuckDB's ``read_csv`` with its sniffer, falling back step by step for messy files.
 
     Attempts: as sniffed; then with ragged rows padded and types sniffed from the whole file; then
-    everything as text. A UTF-8 failure restarts with latin-1 (which decodes any byte).
+    everything as text. A UTF-8 failure restarts with latin-1 (which decodes any byte). A sniff that
+    "succeeds" with one column named like ``a,b,c`` (ragged rows confuse the delimiter detection) is
+    only kept when no later attempt splits the columns.
     """
     compressed = text_suffix(path) != path.suffix.lower()
     encoding = "utf-8" if compressed else sniff_encoding(head)
@@ -105,21 +107,37 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, head: bytes, table: st
     relaxed = {**base, "null_padding": True, "strict_mode": False, "sample_size": -1}
     attempts = [base, relaxed, {**relaxed, "all_varchar": True}]
     last: duckdb.Error | None = None
+    unsplit: list[Any] | None = None
     for enc in dict.fromkeys([encoding, "latin-1"]):
         for opts in attempts:
             named = "".join(f", {k} = ?" for k in opts)
+            params = [str(path), enc, *opts.values()]
+            select = f"SELECT * FROM read_csv(?, encoding = ?{named})"
             try:
-                _create_from(con, table, f"SELECT * FROM read_csv(?, encoding = ?{named})",
-                             [str(path), enc, *opts.values()])
-                return table
+                _create_from(con, table, select, params)
             except duckdb.Error as e:
                 last = e
                 if "unicode" in str(e).lower() and enc != "latin-1":
                     break  # wrong encoding: no option helps, go to latin-1
+                continue
+            if not _unsplit(con, table):
+                return table
+            con.execute(f"DROP TABLE {quote_ident(table)}")
+            unsplit = unsplit or [select, params]
+    if unsplit is not None:
+        _create_from(con, table, *unsplit)
+        return table
     assert last is not None
     raise DataLoadError(f"{path}: could not be read as CSV: {_first_line(last)}", path=str(path),
                         hint="check the delimiter, quoting and that every row has the same number "
                              "of fields") from None
+
+
+def _unsplit(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether the table came out as one column whose name still holds a delimiter."""
+    cols = con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
+                       "AND database_name = current_database()", [table]).fetchall()
+    return len(cols) == 1 and any(d in cols[0][0] for d in ",;\t|")
 
 
 def _load_with_reader(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, table: str) -> str:

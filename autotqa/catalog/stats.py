@@ -89,8 +89,7 @@ def table_schema(con: duckdb.DuckDBPyConnection, info: TableInfo, sample_values:
                  "NULL" if is_nested(c.type) else f"approx_count_distinct({q})",
                  f"CAST(min({q}) AS VARCHAR)" if ordered else "NULL",
                  f"CAST(max({q}) AS VARCHAR)" if ordered else "NULL"]
-    row = con.execute(f"SELECT {', '.join(aggs)} FROM {t}").fetchone()
-    assert row is not None
+    row = con.execute(f"SELECT {', '.join(aggs)} FROM {t}").fetchall()[0]
     n_rows = int(row[0])
     per_col = [row[1 + 4 * i: 5 + 4 * i] for i in range(len(cols))]
 
@@ -119,8 +118,7 @@ def _exact_distinct(con: duckdb.DuckDBPyConnection, t: str, cols: list[ColumnInf
     if not maybe:
         return {}
     exprs = ", ".join(f"count(DISTINCT {quote_ident(cols[i].name)})" for i in maybe)
-    row = con.execute(f"SELECT {exprs} FROM {t}").fetchone()
-    assert row is not None
+    row = con.execute(f"SELECT {exprs} FROM {t}").fetchall()[0]
     return {i: int(v) for i, v in zip(maybe, row, strict=True)}
 
 
