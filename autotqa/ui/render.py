@@ -63,12 +63,11 @@ def answer_panel(answer: Answer) -> Panel:
         body.append("\n")
         body.append("values: ", style="dim")
         body.append(", ".join(format_value(v) for v in answer.values))
-    badges = []
+    title = Text("Answer", style="bold")
     if answer.unanswerable:
-        badges.append(Text(" unanswerable ", style="black on red"))
+        title.append(" ").append(" unanswerable ", style="black on red")
     elif not answer.verified:
-        badges.append(Text(" unverified ", style="black on yellow"))
-    title = Text.assemble(Text("Answer", style="bold"), *((" ", b) for b in badges))
+        title.append(" ").append(" unverified ", style="black on yellow")
     border = "green" if answer.verified and not answer.unanswerable else "yellow"
     return Panel(body, title=title, title_align="left", border_style=border, box=box.ROUNDED)
 
@@ -89,8 +88,12 @@ def code_view(code: str, language: str = "sql") -> Syntax:
     return Syntax(code.strip(), lexer, theme="ansi_dark", background_color="default", word_wrap=True)
 
 
-def result_table(result: ExecutionResult, max_rows: int = DEFAULT_MAX_ROWS) -> Table:
-    """The result rows, capped at ``max_rows``, captioned ``N of M rows`` when not all are shown."""
+def result_table(result: ExecutionResult, max_rows: int = DEFAULT_MAX_ROWS) -> Group:
+    """The result rows, capped at ``max_rows``, and a line ``N of M rows`` when not all are shown.
+
+    The count is a line of its own rather than the table's caption, which would wrap to the width
+    of a narrow table.
+    """
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for col in result.columns:
         table.add_column(str(col), overflow="fold")
@@ -99,11 +102,10 @@ def result_table(result: ExecutionResult, max_rows: int = DEFAULT_MAX_ROWS) -> T
         table.add_row(*(_cell(v) for v in row))
     total = max(result.n_rows, len(result.rows))
     if len(shown) < total:
-        table.caption = f"{len(shown)} of {total:,} rows"
+        count = f"{len(shown)} of {total:,} rows"
     else:
-        table.caption = f"{total} row" + ("" if total == 1 else "s")
-    table.caption_justify = "left"
-    return table
+        count = f"{total:,} row" + ("" if total == 1 else "s")
+    return Group(table, Text(count, style="dim"))
 
 
 def metrics_line(answer: Answer) -> Text:
