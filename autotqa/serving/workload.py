@@ -25,19 +25,23 @@ HEADER = ("You are one of five cooperating agents (user, planner, engineer, exec
 ROLE_TEXT = {
     "user": ("Role: user. Restate the question as one self-contained sentence that names the tables "
              "and columns it needs. If it cannot be answered from these tables, say exactly which "
-             "information is missing. Do not write SQL and do not add explanations."),
+             "information is missing. Keep every number and name the question gives. Do not write SQL "
+             "and do not add explanations."),
     "planner": ("Role: planner. Write a short numbered plan of at most three steps: which tables to "
                 "read, how to join them (name the key columns), which filters and aggregations to "
-                "apply, and what the final result columns are. No SQL, no prose around the plan."),
+                "apply, and what the final result columns are. Prefer one query when one is enough. No SQL, no "
+                "prose around the plan."),
     "engineer": ("Role: engineer. Write one DuckDB SQL query for the next step of the plan, using "
                  "only tables and columns from the schema and quoting identifiers when needed. If "
-                 "the last execution failed, fix the query. Reply with the query only, no comments."),
+                 "the last execution failed, read its error and fix the query. Limit large results. Reply with "
+                 "the query only, no comments."),
     "critic": ("Role: critic. Decide whether the execution results answer the question. Reply with "
                "ACCEPT and the final answer in a few words, or REJECT, the one thing that is wrong, "
-               "and whether the planner or the engineer must redo their part. Be brief."),
+               "and whether the planner or the engineer must redo their part. Check units, filters and "
+               "joins against the question. Be brief."),
 }
 
-_RESULT_CHARS = 380  # ~110 tokens of fake execution result, so output + result grow ~150 tokens
+_RESULT_CHARS = 260  # ~110 tokens of fake execution result, so output + result grow ~150 tokens
 
 
 def _quote(name: str) -> str:
@@ -75,7 +79,7 @@ class SessionSpec:
             lines += [" | ".join(_value(v, 16) for v in row) for row in t.rows]
             if sum(len(x) + 1 for x in lines) >= _RESULT_CHARS:
                 break
-        return "\n".join(lines)[:_RESULT_CHARS] if lines else "ok, 0 rows"
+        return "\n".join(lines)[:_RESULT_CHARS].rstrip() if lines else "ok, 0 rows"
 
 
 def render_schema(path: Path, *, samples: int = 3) -> tuple[str, tuple[TableSample, ...]]:
@@ -107,8 +111,8 @@ def render_schema(path: Path, *, samples: int = 3) -> tuple[str, tuple[TableSamp
 
 
 def estimate_tokens(text: str) -> int:
-    """~3.2 characters a token for schema-like text with the Qwen tokenizer (good enough to pick dbs)."""
-    return round(len(text) / 3.2)
+    """~2.3 characters a token for schema text (ids, dates, numbers) with the Qwen tokenizer."""
+    return round(len(text) / 2.3)
 
 
 def build_sessions(data_dir: Path, k: int, *, min_tokens: int = 1000, max_tokens: int = 2000) -> list[SessionSpec]:
