@@ -1,0 +1,224 @@
+"""The child process of the pandas sandbox. Run as a script (``python -I _sandbox_child.py``), never
+imported by user code; it imports nothing from autotqa so the start stays light.
+
+Protocol: the child imports pandas/pyarrow first (so a pre-started spare is warm), then reads from
+stdin an 8-byte big-endian header length, a JSON header ``{code, row_cap, cpu_s, memory_mb, tables:
+[{name, nbytes}]}`` and the tables as Arrow IPC streams; it sets its OS limits, installs an audit hook,
+runs the (already statically checked) code and writes ONE JSON object on its original stdout:
+``{ok, columns, rows, n_rows, error_type, error}``.
+
+Limits, in the order they bite: RLIMIT_FSIZE=0 (no file bytes), RLIMIT_AS (address space), RLIMIT_CPU
+(SIGXCPU), and an audit hook that refuses file writes, reads outside the Python installation, processes,
+sockets, ctypes and filesystem changes. The parent adds the wall-clock limit by killing the process.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import io
+import json
+import math
+import os
+import resource
+import sys
+import sysconfig
+import traceback
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+ALLOWED_IMPORTS = frozenset({"pandas", "numpy", "math", "datetime", "re", "statistics",
+                             "numpy.linalg", "numpy.random"})
+REMOVED_BUILTINS = ("open", "exec", "eval", "compile", "globals", "locals", "vars", "getattr",
+                    "setattr", "delattr", "input", "breakpoint", "help", "exit", "quit", "memoryview")
+BLOCKED_EVENT_PREFIXES = (
+    "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "os.kill",
+    "os.killpg", "subprocess.", "socket.", "ctypes.", "os.remove", "os.unlink", "os.rename",
+    "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.link", "os.symlink", "os.truncate",
+    "os.putenv", "os.unsetenv", "os.chdir", "os.listdir", "os.scandir", "shutil.", "os.startfile",
+    "urllib.", "http.", "ftplib.", "smtplib.", "webbrowser.", "pty.", "mmap.", "resource.setrlimit",
+    "sys.addaudithook", "sys.setprofile", "sys.settrace", "os.fwalk", "os.walk",
+    "glob.glob", "sqlite3.", "winreg.",
+)
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+
+def _read_roots() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, paths["stdlib"], paths["platstdlib"],
+             paths["purelib"], paths["platlib"], "/usr/share/zoneinfo"}
+    return tuple(os.path.realpath(r) + os.sep for r in roots if r)
+
+
+def _audit_hook(read_roots: tuple[str, ...]):  # noqa: ANN202
+    def hook(event: str, args: tuple) -> None:
+        if event == "open":
+            path, mode, flags = (tuple(args) + (None, None, None))[:3]
+            if isinstance(path, int):
+                return
+            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                isinstance(flags, int) and flags & _WRITE_FLAGS)
+            if writing:
+                raise PermissionError(f"writing files is not allowed in the sandbox: {path}")
+            real = os.path.realpath(os.fsdecode(path)) if isinstance(path, str | bytes) else ""
+            if not real.startswith(read_roots):
+                raise PermissionError(f"reading files is not allowed in the sandbox: {path}")
+        elif event.startswith(BLOCKED_EVENT_PREFIXES):
+            raise PermissionError(f"{event} is not allowed in the sandbox")
+    return hook
+
+
+def _guarded_import(name, globals=None, locals=None, fromlist=(), level=0):  # noqa: A002, ANN001, ANN202
+    if level or name not in ALLOWED_IMPORTS:
+        raise ImportError(f'import of "{name}" is not allowed in the sandbox')
+    return builtins.__import__(name, globals, locals, fromlist, level)
+
+
+def _safe_builtins() -> dict:
+    safe = dict(vars(builtins))
+    for name in REMOVED_BUILTINS:
+        safe.pop(name, None)
+    safe["__import__"] = _guarded_import
+    return safe
+
+
+def _cell(value: object) -> object:
+    """A JSON-safe cell; the parent re-normalises with to_jsonable."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, np.generic):
+        return _cell(value.item())
+    if value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp | pd.Timedelta) or hasattr(value, "isoformat"):
+        return value.isoformat() if hasattr(value, "isoformat") else str(value)
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_cell(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _cell(v) for k, v in value.items()}
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return str(value)
+
+
+def _frame(value: object) -> pd.DataFrame:
+    """Shape any result as a DataFrame whose index, when meaningful, is kept as columns."""
+    if isinstance(value, pd.Series):
+        name = value.name if value.name is not None else "value"
+        value = value.to_frame(name=name)
+    elif isinstance(value, pd.Index):
+        value = value.to_frame(index=False)
+    elif isinstance(value, np.ndarray):
+        value = pd.DataFrame(value.reshape(len(value), -1) if value.ndim else [[value.item()]])
+    elif isinstance(value, dict):
+        value = pd.DataFrame({"key": list(value), "value": list(value.values())})
+    elif isinstance(value, list | tuple | set):
+        value = pd.DataFrame({"result": list(value)})
+    elif not isinstance(value, pd.DataFrame):
+        return pd.DataFrame({"result": [value]})
+    index = value.index
+    # Keep an index that carries information (groupby keys, a set_index column); drop a plain
+    # positional one, such as what filtering leaves behind.
+    if isinstance(index, pd.MultiIndex) or index.name is not None or not pd.api.types.is_integer_dtype(index):
+        return value.reset_index()
+    return value.reset_index(drop=True)
+
+
+def _answer(value: object, row_cap: int) -> dict:
+    frame = _frame(value)
+    columns = [" / ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in frame.columns]
+    rows = [[_cell(v) for v in row] for row in frame.head(row_cap).itertuples(index=False, name=None)]
+    return {"ok": True, "columns": columns, "rows": rows, "n_rows": len(frame)}
+
+
+def _error(exc: BaseException, code: str) -> dict:
+    line = next((f.lineno for f in reversed(traceback.extract_tb(exc.__traceback__))
+                 if f.filename == "<table code>"), None)
+    where = f" (line {line})" if line else ""
+    if isinstance(exc, MemoryError):
+        return {"ok": False, "error_type": "memory", "error": f"out of memory{where}: the memory limit was hit"}
+    if isinstance(exc, PermissionError | ImportError):
+        return {"ok": False, "error_type": "forbidden", "error": f"{exc}{where}"}
+    return {"ok": False, "error_type": "runtime", "error": f"{type(exc).__name__}: {exc}{where}"}
+
+
+def _limit(memory_mb: int, cpu_s: int) -> None:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    spent = math.ceil(usage.ru_utime + usage.ru_stime)  # the imports and table loading so far
+    resource.setrlimit(resource.RLIMIT_CPU, (spent + cpu_s, spent + cpu_s + 1))
+    with open("/proc/self/statm") as fh:  # address space already mapped by pandas/numpy/arrow
+        mapped = int(fh.read().split()[0]) * resource.getpagesize()
+    budget = mapped + memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (budget, budget))
+
+
+def _run(code: str, tables: dict[str, pd.DataFrame], row_cap: int) -> dict:
+    namespace: dict = {"__builtins__": _safe_builtins(), "__name__": "__sandbox__",
+                       "pd": pd, "np": np, "tables": tables}
+    namespace.update({n: df for n, df in tables.items() if n.isidentifier() and n not in namespace})
+    tree = ast.parse(code)
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    body = compile(tree, "<table code>", "exec")
+    tail = compile(ast.Expression(last.value), "<table code>", "eval") if last else None
+    printed = io.StringIO()
+    sys.stdout = printed
+    sys.addaudithook(_audit_hook(_read_roots()))
+    try:
+        exec(body, namespace)  # noqa: S102 - the code passed the parent's static check
+        value = eval(tail, namespace) if tail else namespace.get("result")  # noqa: S307
+        if value is None and printed.getvalue():  # e.g. code ending in print(...)
+            value = pd.DataFrame({"output": printed.getvalue().splitlines()})
+        elif value is None and "result" not in namespace and not tail:
+            return {"ok": False, "error_type": "no_result",
+                    "error": "no result: end with an expression or assign to `result`"}
+        return _answer(value, row_cap)
+    except BaseException as exc:  # noqa: BLE001 - every failure of model code is reported as data
+        return _error(exc, code)
+    finally:
+        sys.stdout = sys.__stdout__
+
+
+def _warm_up() -> None:
+    """Trigger pandas' lazy imports now, while the spare waits, not when the code runs."""
+    frame = pd.DataFrame({"k": ["a", "b", "a"], "v": [1.0, 2.0, 3.0], "d": pd.to_datetime(["2020-01-01"] * 3)})
+    frame.groupby("k")["v"].agg(["sum", "mean"]).reset_index().merge(frame, on="k").sort_values("v")
+    frame.pivot_table(index="k", values="v", aggfunc="sum")
+    frame["d"].dt.year.value_counts()
+    frame.query("v > 1")
+    pa.Table.from_pandas(frame).to_pandas()
+
+
+def main() -> None:
+    _warm_up()
+    sys.stdout.buffer.write(b"R")  # ready: the parent starts the wall clock now
+    sys.stdout.buffer.flush()
+    stdin = sys.stdin.buffer
+    size = int.from_bytes(stdin.read(8), "big")
+    header = json.loads(stdin.read(size))
+    tables = {}
+    for entry in header["tables"]:
+        with pa.ipc.open_stream(pa.py_buffer(stdin.read(entry["nbytes"]))) as reader:
+            tables[entry["name"]] = reader.read_all().to_pandas()
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    _limit(header["memory_mb"], header["cpu_s"])
+    result = _run(header["code"], tables, header["row_cap"])
+    try:
+        text = json.dumps(result, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        text = json.dumps({"ok": False, "error_type": "runtime", "error": f"unserialisable result: {exc}"})
+    out.write(text)
+    out.flush()
+    os._exit(0)  # skip interpreter teardown (~0.1 s with pandas loaded): the parent waits for exit
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+"""The pandas executor: model-written pandas code runs in a separate, limited process.
+
+The parent checks the code statically (:mod:`.pandas_guard`), sends it with the tables (Arrow IPC) to
+a child (:mod:`._sandbox_child`) that runs under CPU-time, address-space and file-size limits with an
+audit hook, and kills it when the wall-clock limit passes. Whatever the child does (escape attempt,
+segfault, memory blow-up, endless loop) comes back as an ExecutionResult with ``ok=False``.
+
+Starting Python and importing pandas costs about a second, so the executor keeps one spare child
+started in advance (``prestart``): the next call finds pandas already imported.
+
+>>> import pyarrow as pa
+>>> with PandasExecutor({"t": pa.table({"a": [1, 2, 3]})}) as ex:
+...     ex.run("t['a'].sum() * 2").rows
+[[12]]
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from ..config import ExecutorConfig
+from ..errors import SandboxError
+from .base import ExecutionResult, to_jsonable
+from .pandas_guard import check_code
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+
+TablesProvider = Callable[[], Mapping[str, Any]] | Mapping[str, Any]
+
+CHILD_SCRIPT = Path(__file__).with_name("_sandbox_child.py")
+#: How long a child may take to import pandas and say it is ready (not part of the code's time limit).
+STARTUP_GRACE_S = 30.0
+#: Only what pandas/numpy need; nothing of the parent's environment (API keys) reaches the child.
+_CHILD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+              "NUMEXPR_MAX_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1", "LC_ALL": "C.UTF-8"}
+_SIGNALS = {signal.SIGXCPU: ("cpu_time", "CPU time limit exceeded"),
+            signal.SIGSEGV: ("crashed", "the process crashed (segmentation fault)"),
+            signal.SIGABRT: ("crashed", "the process aborted"),
+            signal.SIGBUS: ("crashed", "the process crashed (bus error)"),
+            signal.SIGKILL: ("killed", "the process was killed (probably out of memory)")}
+
+
+def _ipc(table: Any) -> bytes:
+    if not isinstance(table, pa.Table):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+class _Child:
+    """One started sandbox process."""
+
+    def __init__(self, python: str) -> None:
+        self.proc = subprocess.Popen(
+            [python, "-I", str(CHILD_SCRIPT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, env=_CHILD_ENV, cwd="/", start_new_session=True, close_fds=True)
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait for the child's ready byte (pandas imported); False if it died or took too long."""
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        return bool(ready) and self.proc.stdout.read(1) == b"R"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.alive():
+            self.proc.kill()
+        self.proc.communicate()
+
+
+class PandasExecutor:
+    """Runs pandas code against the tables in a sandboxed child process.
+
+    ``tables_provider`` maps table names to Arrow tables (or DataFrames), or is a callable returning
+    that mapping; it is called once, on first use, and the encoded tables are reused (the catalog is
+    frozen). Code sees ``tables`` (a dict of DataFrames), each table as a variable by its name, ``pd``
+    and ``np``; its last expression, or else a variable ``result``, is the result.
+    """
+
+    language = "pandas"
+
+    def __init__(self, tables_provider: TablesProvider, config: ExecutorConfig | None = None, *,
+                 prestart: bool = True, python: str = sys.executable) -> None:
+        self.config = config or ExecutorConfig()
+        self._provider = tables_provider
+        self._payload: tuple[list[dict[str, Any]], bytes] | None = None
+        self._prestart = prestart
+        self._python = python
+        self._spare: _Child | None = _Child(python) if prestart else None
+
+    @classmethod
+    def from_catalog(cls, catalog: Catalog, config: ExecutorConfig | None = None,
+                     **kwargs: Any) -> PandasExecutor:
+        return cls(lambda: {name: catalog.arrow(name) for name in catalog.tables}, config, **kwargs)
+
+    def __enter__(self) -> PandasExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the spare child, if any."""
+        spare, self._spare = getattr(self, "_spare", None), None
+        if spare is not None:
+            spare.kill()
+
+    def check(self, code: str) -> None:
+        """Raise SandboxError when ``code`` fails the static check."""
+        check_code(code)
+
+    def run(self, code: str) -> ExecutionResult:
+        start = time.perf_counter()
+        try:
+            check_code(code)
+        except SandboxError as exc:
+            return ExecutionResult.failure("pandas", code, exc.kind, str(exc), time.perf_counter() - start)
+        result = self._run_in_child(code)
+        result.elapsed_s = time.perf_counter() - start
+        result.code = code
+        return result
+
+    def _tables(self) -> tuple[list[dict[str, Any]], bytes]:
+        if self._payload is None:
+            provided = self._provider() if callable(self._provider) else self._provider
+            entries, blobs = [], []
+            for name, table in provided.items():
+                blob = _ipc(table)
+                entries.append({"name": name, "nbytes": len(blob)})
+                blobs.append(blob)
+            self._payload = entries, b"".join(blobs)
+        return self._payload
+
+    def _take_child(self) -> _Child:
+        child, self._spare = self._spare, None
+        if child is None or not child.alive():
+            child = _Child(self._python)
+        return child
+
+    def _run_in_child(self, code: str) -> ExecutionResult:
+        cfg = self.config
+        entries, blob = self._tables()
+        header = json.dumps({"code": code, "row_cap": cfg.row_cap, "cpu_s": cfg.pandas_cpu_s,
+                             "memory_mb": cfg.pandas_memory_mb, "tables": entries}).encode()
+        child = self._take_child()
+        timed_out = False
+        try:
+            if not child.wait_ready(STARTUP_GRACE_S):
+                child.kill()
+                return ExecutionResult.failure("pandas", code, "crashed", "the sandbox did not start")
+            out, err = child.proc.communicate(len(header).to_bytes(8, "big") + header + blob,
+                                              timeout=cfg.pandas_timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            child.kill()
+            out, err = b"", b""
+        except BrokenPipeError:  # the child died before reading its input
+            out, err = child.proc.communicate()
+        finally:
+            if self._prestart:
+                self._spare = _Child(self._python)
+        if timed_out:
+            return ExecutionResult.failure("pandas", code, "timeout",
+                                           f"stopped after {cfg.pandas_timeout_s:g} s (wall-clock limit)")
+        return self._decode(code, child.proc.returncode, out, err)
+
+    def _decode(self, code: str, returncode: int, out: bytes, err: bytes) -> ExecutionResult:
+        if returncode != 0 or not out:
+            kind, message = "crashed", f"the process exited with status {returncode}"
+            if returncode < 0:
+                kind, message = _SIGNALS.get(-returncode, ("crashed", f"killed by signal {-returncode}"))
+            tail = err.decode(errors="replace").strip().splitlines()[-1:] if err else []
+            return ExecutionResult.failure("pandas", code, kind, message + (f": {tail[0]}" if tail else ""))
+        try:
+            data = json.loads(out)
+            if not data.get("ok"):
+                return ExecutionResult.failure("pandas", code, str(data["error_type"]), str(data["error"]))
+            rows = [[to_jsonable(v) for v in row] for row in data["rows"][: self.config.row_cap]]
+            n_rows = int(data["n_rows"])
+            return ExecutionResult(ok=True, language="pandas", columns=[str(c) for c in data["columns"]],
+                                   rows=rows, n_rows=n_rows, truncated=n_rows > len(rows))
+        except (ValueError, KeyError, TypeError) as exc:
+            return ExecutionResult.failure("pandas", code, "crashed", f"unreadable reply from the sandbox: {exc}")

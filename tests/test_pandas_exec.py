@@ -1,0 +1,163 @@
+"""The pandas sandbox: ordinary code gives exact results; escapes, endless loops, memory blow-ups and
+crashes come back as failed results while the parent and the data stay intact."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from autotqa.config import ExecutorConfig
+from autotqa.executors import _sandbox_child as child
+from autotqa.executors.pandas_exec import PandasExecutor
+
+PEOPLE = pa.table({"id": [1, 2, 3, 4], "name": ["ann", "bob", "cy", "dee"],
+                   "city": ["oslo", "rome", "oslo", "oslo"], "age": [31, 42, 27, 50]})
+PETS = pa.table({"owner_id": [1, 1, 3], "kind": ["cat", "dog", "cat"]})
+CONFIG = ExecutorConfig(row_cap=3, pandas_timeout_s=3, pandas_cpu_s=10, pandas_memory_mb=512)
+
+
+@pytest.fixture(scope="module")
+def ex() -> PandasExecutor:
+    with PandasExecutor({"people": PEOPLE, "pets": PETS}, CONFIG) as executor:
+        yield executor
+
+
+@pytest.mark.parametrize(("code", "columns", "rows", "n_rows"), [
+    ("people.groupby('city')['age'].mean()", ["city", "age"], [["oslo", 36.0], ["rome", 42.0]], 2),
+    ("people.merge(pets, left_on='id', right_on='owner_id').groupby('name').size()",
+     ["name", "value"], [["ann", 2], ["cy", 1]], 2),
+    ("result = int(people['age'].sum())", ["result"], [[150]], 1),
+    ("import numpy as np\nnp.median(tables['people'].age)", ["result"], [[36.5]], 1),
+    ("people[people.age > 30].sort_values('age')[['name', 'age']]",
+     ["name", "age"], [["ann", 31], ["bob", 42], ["dee", 50]], 3),
+    ("people.name", ["name"], [["ann"], ["bob"], ["cy"]], 4),  # a Series, capped at row_cap=3
+    ("people.query('age > 40').name.tolist()", ["result"], [["bob"], ["dee"]], 2),
+    ("import datetime\nresult = datetime.date(2024, 2, 29) + datetime.timedelta(days=1)",
+     ["result"], [["2024-03-01"]], 1),
+    ("print(people.shape[0])", ["output"], [["4"]], 1),
+])
+def test_ordinary_code(ex: PandasExecutor, code: str, columns: list, rows: list, n_rows: int) -> None:
+    r = ex.run(code)
+    assert r.ok, r.error
+    assert (r.language, r.columns, r.rows, r.n_rows, r.truncated) == (
+        "pandas", columns, rows, n_rows, n_rows > len(rows))
+    assert r.code == code
+
+
+@pytest.mark.parametrize(("code", "kind", "needle"), [
+    ("import os\nos.system('id')", "forbidden_import", 'import of "os" is not allowed'),
+    ("import subprocess", "forbidden_import", 'import of "subprocess"'),
+    ("from pandas import io", "forbidden_attribute", '"io" from pandas is not allowed'),
+    ("open('/etc/passwd').read()", "forbidden_name", '"open" is not allowed'),
+    ("().__class__.__mro__[1].__subclasses__()", "forbidden_attribute", "dunder"),
+    ("__builtins__['eval']('1')", "forbidden_name", '"__builtins__" is not allowed'),
+    ("eval('1+1')", "forbidden_name", '"eval" is not allowed'),
+    ("getattr(people, 'to_csv')('/tmp/x')", "forbidden_name", '"getattr" is not allowed'),
+    ("pd.read_csv('/etc/passwd')", "forbidden_attribute", '".read_csv" is not allowed: reads files'),
+    ("people.to_csv('/tmp/out.csv')", "forbidden_attribute", '".to_csv" is not allowed: writes files'),
+    ("people.to_pickle('/tmp/out.pkl')", "forbidden_attribute", "writes files"),
+    ("pd.DataFrame.to_parquet(people, '/tmp/p')", "forbidden_attribute", "writes files"),
+    ("pd.io.parsers.read_csv('/etc/passwd')", "forbidden_attribute", "reads files"),
+    ("pd.io.parsers", "forbidden_attribute", '".io" is not allowed'),
+    ("import numpy as np\nnp.load('/tmp/x.npy')", "forbidden_attribute", "reads files"),
+    ("import numpy as np\nnp.save('/tmp/x', [1])", "forbidden_attribute", "writes files"),
+    ("import numpy as np\nnp.fromfile('/etc/passwd')", "forbidden_attribute", "reads files"),
+    ("people.agg('to_pickle', '/tmp/x')", "forbidden_attribute", '"to_pickle" is not allowed'),
+    ("q = 'age > 1'\npeople.query(q)", "forbidden_expression", "literal string"),
+    ("people.query('@people.__class__')", "forbidden_expression", "'__'"),
+    ("pd.eval('people.__class__')", "forbidden_attribute", '".eval"'),
+    ("def f(:\n  pass", "syntax", "syntax error"),
+])
+def test_static_refusals(ex: PandasExecutor, code: str, kind: str, needle: str) -> None:
+    r = ex.run(code)
+    assert (r.ok, r.error_type) == (False, kind), r.error
+    assert needle in r.error
+
+
+def test_runtime_write_through_an_allowed_method_is_refused(ex: PandasExecutor, tmp_path: Path) -> None:
+    target = tmp_path / "keep.txt"
+    target.write_text("precious")
+    r = ex.run(f"people.to_string({str(target)!r})")  # to_string may write when given a path
+    assert (r.ok, r.error_type) == (False, "forbidden")
+    assert "writing files is not allowed in the sandbox" in r.error
+    assert target.read_text() == "precious"  # not even truncated
+
+
+def test_timeout_kills_an_endless_loop(ex: PandasExecutor) -> None:
+    r = ex.run("while True:\n    pass")
+    assert (r.ok, r.error_type, r.error) == (False, "timeout", "stopped after 3 s (wall-clock limit)")
+    assert r.elapsed_s < 6
+    assert ex.run("len(people)").rows == [[4]]  # the parent carries on
+
+
+def test_cpu_limit() -> None:
+    cfg = ExecutorConfig(pandas_timeout_s=30, pandas_cpu_s=1, pandas_memory_mb=512)
+    with PandasExecutor({"people": PEOPLE}, cfg) as ex:
+        r = ex.run("n = 0\nwhile True:\n    n += 1")
+    assert (r.ok, r.error_type, r.error) == (False, "cpu_time", "CPU time limit exceeded")
+
+
+@pytest.mark.parametrize("code", ["x = 'a' * 10**11", "import numpy\nnumpy.ones(10**11)",
+                                  "import numpy as np\nresult = np.zeros((10**5, 10**5))"])
+def test_memory_limit(ex: PandasExecutor, code: str) -> None:
+    r = ex.run(code)
+    assert (r.ok, r.error_type) == (False, "memory")
+    assert r.error.startswith("out of memory (line ")
+    assert ex.run("people.age.max()").rows == [[50]]
+
+
+def test_crashing_child_is_reported(tmp_path: Path) -> None:
+    fake = tmp_path / "segfaulting-python"
+    fake.write_text("#!/bin/sh\nprintf R\nkill -SEGV $$\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    with PandasExecutor({"people": PEOPLE}, CONFIG, python=str(fake)) as ex:
+        r = ex.run("len(people)")
+    assert (r.ok, r.error_type) == (False, "crashed")
+    assert r.error.startswith("the process crashed (segmentation fault)")
+
+
+def test_runtime_errors_name_the_line(ex: PandasExecutor) -> None:
+    r = ex.run("x = 1\npeople['nme']")
+    assert (r.ok, r.error_type, r.error) == (False, "runtime", "KeyError: 'nme' (line 2)")
+    assert ex.run("x = 1").error_type == "no_result"
+
+
+def test_from_catalog_uses_arrow_tables() -> None:
+    class FakeCatalog:
+        tables = {"people": object()}
+
+        def arrow(self, name: str) -> pa.Table:
+            return PEOPLE
+
+    with PandasExecutor.from_catalog(FakeCatalog(), CONFIG, prestart=False) as ex:
+        assert ex.run("tables['people'].city.nunique()").rows == [[2]]
+
+
+def test_source_bytes_unchanged_after_escape_attempts(tmp_path: Path) -> None:
+    source = tmp_path / "people.csv"
+    PEOPLE.to_pandas().to_csv(source, index=False)
+    before = hashlib.sha256(source.read_bytes()).hexdigest()
+    with PandasExecutor({"people": PEOPLE}, CONFIG) as ex:
+        for code in (f"people.to_string({str(source)!r})", f"pd.read_csv({str(source)!r})",
+                     f"people.to_csv({str(source)!r})"):
+            assert not ex.run(code).ok
+    assert hashlib.sha256(source.read_bytes()).hexdigest() == before
+
+
+def test_audit_hook_layer() -> None:
+    hook = child._audit_hook(child._read_roots())
+    with pytest.raises(PermissionError, match="reading files"):
+        hook("open", ("/etc/passwd", "r", os.O_RDONLY))
+    with pytest.raises(PermissionError, match="writing files"):
+        hook("open", ("/tmp/x", "w", os.O_WRONLY | os.O_CREAT))
+    with pytest.raises(PermissionError, match="os.system"):
+        hook("os.system", ("id",))
+    with pytest.raises(PermissionError, match="socket.connect"):
+        hook("socket.connect", (None, ("1.1.1.1", 80)))
+    hook("open", (pa.__file__, "r", os.O_RDONLY))  # library files may still be read (lazy imports)
+    hook("open", (3, "rb", 0))
