@@ -15,11 +15,11 @@ from collections import Counter
 from functools import cache
 from pathlib import Path
 
-import duckdb
 import pytest
 import sqlglot
 from sqlglot import exp
 
+from autotqa.catalog import Catalog
 from autotqa.config import ExecutorConfig
 from autotqa.executors.sql import SQLExecutor
 
@@ -33,43 +33,11 @@ KNOWN_DIFFERENCES: dict[str, str] = {}
 pytestmark = pytest.mark.skipif(not SPIDER.exists(), reason="shared Spider data not present")
 
 
-def _duckdb_type(kinds: set[str]) -> str:
-    kinds = kinds - {"null"}
-    if kinds <= {"integer"}:
-        return "BIGINT"
-    if kinds <= {"integer", "real"}:
-        return "DOUBLE"
-    return "VARCHAR"
-
-
-def load_sqlite(path: Path) -> tuple[duckdb.DuckDBPyConnection, dict[str, list[str]]]:
-    """Copy a SQLite database into a frozen in-memory DuckDB, typing each column by its stored values."""
-    src = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    con = duckdb.connect()
-    columns_by_table: dict[str, list[str]] = {}
-    tables = [r[0] for r in src.execute(
-        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
-    for table in tables:
-        cols = [r[1] for r in src.execute(f'PRAGMA table_info("{table}")')]
-        types = [_duckdb_type({r[0] for r in src.execute(f'SELECT DISTINCT typeof("{c}") FROM "{table}"')})
-                 for c in cols]
-        ddl = ", ".join(f'"{c}" {t}' for c, t in zip(cols, types, strict=True))
-        con.execute(f'CREATE TABLE "{table}" ({ddl})')
-        rows = [tuple(None if v is None else (str(v) if t == "VARCHAR" else v) for v, t in zip(r, types, strict=True))
-                for r in src.execute(f'SELECT * FROM "{table}"')]
-        if rows:
-            con.executemany(f'INSERT INTO "{table}" VALUES ({", ".join("?" * len(cols))})', rows)
-        columns_by_table[table] = cols
-    src.close()
-    con.execute("SET enable_external_access = false")
-    con.execute("SET lock_configuration = true")
-    return con, columns_by_table
-
-
 @cache
 def executor(db_id: str) -> SQLExecutor:
-    con, columns = load_sqlite(SPIDER / "databases" / f"{db_id}.sqlite")
-    return SQLExecutor(con, columns, ExecutorConfig(row_cap=100_000, sql_timeout_s=30))
+    """The database loaded through the Catalog (frozen connection), as the product loads it."""
+    catalog = Catalog.from_sources([SPIDER / "databases" / f"{db_id}.sqlite"])
+    return SQLExecutor.from_catalog(catalog, ExecutorConfig(row_cap=100_000, sql_timeout_s=30))
 
 
 def _norm(value: object) -> object:
