@@ -157,3 +157,20 @@ def test_agents_strategy_on_the_real_session(activity_items: list[SpiderItem], t
     assert activity_items[0].question not in second and activity_items[1].question in second
     assert recs[1].tokens["reused"] > 0 and 0 < recs[1].reuse < 1
     assert (tmp_path / recs[0].trace_path).is_file()
+
+
+def test_baseline_closes_sources_it_no_longer_needs(spider_dir: Path, tmp_path: Path) -> None:
+    items = load_spider(spider_dir)
+    two_dbs = [items[0], next(i for i in items if i.db_id != items[0].db_id)]
+    closed: list[str] = []
+
+    def opener(task: Task, config: Config) -> OpenedSource:
+        return OpenedSource(SqliteExecutor(task.source), schema=task.source_key,
+                            close=lambda: closed.append(task.source_key))
+
+    engine = ScriptedEngine(["```sql\nSELECT 1\n```"] * 2)
+    strategy = BaselineStrategy(Config(), engine, opener=opener, open_sources=1)
+    EvalRunner(strategy, tmp_path, dataset="spider").run(two_dbs)
+    assert closed == [two_dbs[0].db_id]               # evicted when the second database opened
+    strategy.close()
+    assert closed == [two_dbs[0].db_id, two_dbs[1].db_id]

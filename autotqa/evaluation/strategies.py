@@ -231,21 +231,39 @@ class BaselineStrategy:
         self.config = config
         self.engine = engine
         self.max_tokens = max_tokens
+        self._opener = opener
         self._loop = LoopThread()
-        self._client = LLMClient(engine)
-        self._sources = _Sources(lambda task: opener(task, config), lambda src: src.close(), open_sources)
+
+        async def make_client() -> LLMClient:
+            return LLMClient(engine)  # built on the loop that runs it: its scheduler lives there
+
+        self._client = self._loop.run(make_client())
+        self._sources = _Sources(self._open, self._close, open_sources)
+
+    def _open(self, task: Task) -> tuple[OpenedSource, str]:
+        return self._opener(task, self.config), f"baseline/{task.source_key}"
+
+    def _close(self, opened: tuple[OpenedSource, str]) -> None:
+        source, session_id = opened
+        source.close()
+        end_session = getattr(self._client, "end_session", None)
+        if callable(end_session):
+            async def end() -> None:  # on the loop that owns the client, not the caller's thread
+                end_session(session_id)  # let the engine drop this source's cached prefix state
+
+            self._loop.run(end())
 
     def answer(self, task: Task) -> Prediction:
         from ..serving.types import GenerationRequest, PromptSegments
 
         t0 = time.perf_counter()
-        source, lock, _ = self._sources.get(task)
+        (source, session_id), lock, _ = self._sources.get(task)
         executor, schema = source.executor, source.schema
         segments = PromptSegments(header=BASELINE_HEADER, schema_block=schema,
                                   tail=BASELINE_TAIL.format(question=task.question))
         with lock:
             # One call: a separate warm-up of the prefix would only add a second prefill.
-            program = self._client.begin_program(f"baseline/{task.source_key}",
+            program = self._client.begin_program(session_id,
                                                  PromptSegments(header=BASELINE_HEADER, schema_block=schema),
                                                  warm=False)
             request = GenerationRequest(segments=segments, max_tokens=self.max_tokens, stop=["\n```"],
@@ -287,18 +305,12 @@ class AgentsStrategy:
         self.engine = engine
         self._session_factory = session_factory or self._open
         self._sources = _Sources(self._session_factory, lambda s: s.close(), open_sources)
-        self._rerun: _Sources = _Sources(self._open_executor, lambda obj: None, 1)
+        self._rerun = _Sources(lambda task: open_catalog_source(task, config), lambda src: src.close(), 1)
 
     def _open(self, task: Task) -> Any:
         from .. import Session  # type: ignore[attr-defined]  # the agents API (autotqa/__init__.py)
 
         return Session([task.source], config=self.config, engine=self.engine)
-
-    def _open_executor(self, task: Task) -> Any:
-        from ..catalog import Catalog
-        from ..executors.sql import SQLExecutor
-
-        return SQLExecutor.from_catalog(Catalog.from_sources([task.source]), _eval_executor_config(self.config))
 
     def answer(self, task: Task) -> Prediction:
         t0 = time.perf_counter()
@@ -319,8 +331,8 @@ class AgentsStrategy:
         result = ans.result
         if result is not None and result.truncated and ans.sql and ans.language == "sql":
             # The loop saw a capped preview; the metric needs every row of the final query.
-            executor, _, _ = self._rerun.get(task)
-            result = executor.run(ans.sql)
+            source, _, _ = self._rerun.get(task)
+            result = source.executor.run(ans.sql)
         if result is not None:
             prediction_from_result(result, pred)
         elif ans.unanswerable:
