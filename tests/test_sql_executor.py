@@ -37,12 +37,14 @@ def test_result_shape_and_values(con: duckdb.DuckDBPyConnection) -> None:
                       "GROUP BY p.name ORDER BY n_pets DESC, p.name")
     assert (r.ok, r.language, r.columns, r.rows, r.n_rows, r.truncated) == (
         True, "sql", ["name", "n_pets"], [["ann", 2], ["cy", 1]], 2, False)
-    assert r.code.startswith("SELECT p.name, COUNT(*) AS n_pets")
+    assert r.code.startswith("SELECT p.name, count(*) AS n_pets")
 
 
 def test_row_cap_keeps_the_total(con: duckdb.DuckDBPyConnection) -> None:
     r = make(con, row_cap=5).run("SELECT i FROM big ORDER BY i")
     assert (r.rows, r.n_rows, r.truncated) == ([[0], [1], [2], [3], [4]], 200000, True)
+    commented = make(con, row_cap=2).run("SELECT id FROM people -- all of them")
+    assert (commented.rows, commented.n_rows) == ([[1], [2]], 3)
     exact = make(con, row_cap=3).run("SELECT id FROM people ORDER BY id")
     assert (exact.rows, exact.n_rows, exact.truncated) == ([[1], [2], [3]], 3, False)
 

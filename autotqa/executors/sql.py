@@ -149,7 +149,8 @@ class SQLExecutor:
             if n_rows > cap:
                 # Counting re-runs the query, so only pay for it when the result was cut.
                 try:
-                    n_rows = cursor.execute(f"SELECT count(*) FROM ({sql}) AS _counted").fetchone()[0]
+                    # (newlines: a trailing "-- comment" in sql must not swallow the bracket)
+                    n_rows = cursor.execute(f"SELECT count(*) FROM (\n{sql}\n) AS _counted").fetchone()[0]
                 except duckdb.Error:
                     pass  # out of time while counting: the rows are good, the total a lower bound
             return columns, rows, n_rows

@@ -1,8 +1,10 @@
 """The SQL guard: parse a model-written query, prove it only reads the catalog, and say why when not.
 
 Every query is parsed with sqlglot (DuckDB dialect first; SQLite, MySQL and Postgres as fallbacks, then
-transpiled to DuckDB). What runs is the SQL regenerated from the checked tree, so the guard and DuckDB
-never disagree about what the text means. The checks are allow-lists where they can be:
+transpiled to DuckDB). DuckDB SQL runs as written: regenerating it would cost about a millisecond a query
+and can alter DuckDB syntax sqlglot does not round-trip exactly; the executor has DuckDB's own parser
+confirm it is one SELECT, and the frozen connection refuses files and settings whatever the text
+says. Transpiled SQL runs as generated from the checked tree. The checks are allow-lists where they can be:
 
 - the statement must be a read query (SELECT, WITH ... SELECT, UNION/INTERSECT/EXCEPT, VALUES), alone;
 - every table in FROM/JOIN must be a catalog table, a CTE, a subquery or one of a few pure table
@@ -17,8 +19,10 @@ never disagree about what the text means. The checks are allow-lists where they 
 The runtime (a frozen connection with external access disabled) is the second line of defence.
 
 >>> guard = SQLGuard({"people": ["id", "name"]})
->>> guard.check("select NAME from People where id = 1")
-'SELECT NAME FROM People WHERE id = 1'
+>>> guard.check("select NAME from People where id = 1;")
+'select NAME from People where id = 1'
+>>> guard.check("SELECT `name` FROM people")  # MySQL/SQLite quoting, transpiled
+'SELECT "name" FROM people'
 >>> guard.check("SELECT nme FROM people")
 Traceback (most recent call last):
 ...
@@ -175,26 +179,45 @@ class SQLGuard:
 
     def check(self, sql: str, read: str | None = None) -> str:
         """Return the DuckDB SQL to run, or raise SQLError saying what is wrong and how to fix it."""
-        tree, _ = parse_sql(sql, read)
-        self.check_tree(tree)
+        tree, dialect = parse_sql(sql, read)
+        has_lambda = self.check_tree(tree)
+        # Lambdas are regenerated: DuckDB 2 refuses the ``x -> x + 1`` arrow models still write,
+        # and sqlglot writes the new ``lambda x: x + 1`` form.
+        if dialect == "duckdb" and not has_lambda:
+            return sql.strip().rstrip(";").rstrip()
         return tree.sql(dialect="duckdb")
 
-    def check_tree(self, tree: exp.Expression) -> None:
+    def check_tree(self, tree: exp.Expression) -> bool:
+        """Raise SQLError unless ``tree`` is a safe read query; return whether it has lambdas."""
         if not isinstance(tree, _READ_ROOTS):
             name = type(tree).__name__.upper()
             raise _reject("not_read_only", f"{name} statements are not allowed: queries are read-only",
                           hint="write a SELECT over the loaded tables")
-        cte_names = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+        # One walk over the tree; tables are checked after it, once every CTE name is known.
+        cte_names: set[str] = set()
+        tables: list[exp.Table] = []
+        has_lambda = has_pivot = False
         for node in tree.walk():
             if isinstance(node, _WRITE_NODES):
                 name = type(node).__name__.upper()
                 raise _reject("not_read_only",
                               f"{name} is not allowed inside a query: queries are read-only")
             if isinstance(node, exp.Func):
-                self._check_function(node)
+                if not isinstance(node.parent, exp.Table):  # table functions: see _check_table
+                    self._check_function(node)
             elif isinstance(node, exp.Table):
-                self._check_table(node, cte_names)
-        self._check_columns(tree)
+                tables.append(node)
+            elif isinstance(node, exp.CTE):
+                cte_names.add(node.alias_or_name.lower())
+            elif isinstance(node, exp.Lambda):
+                has_lambda = True
+            elif isinstance(node, exp.Pivot):
+                has_pivot = True
+        for table in tables:
+            self._check_table(table, cte_names)
+        if not (has_lambda or has_pivot):  # their scoping rules are DuckDB's to judge
+            self._check_columns(tree)
+        return has_lambda
 
     # -- functions and tables ------------------------------------------------------------------
 
@@ -236,8 +259,6 @@ class SQLGuard:
     # -- columns -------------------------------------------------------------------------------
 
     def _check_columns(self, tree: exp.Expression) -> None:
-        if tree.find(exp.Pivot, exp.Lambda) is not None:
-            return  # their scoping rules are DuckDB's to judge
         try:
             scopes = traverse_scope(tree)
         except (OptimizeError, SqlglotError, RecursionError):
