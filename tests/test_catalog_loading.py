@@ -241,7 +241,7 @@ def test_folder_loads_one_table_per_file_in_sorted_order(tmp_path: Path) -> None
     write(folder / ".hidden.csv", "v\n9\n")
     cat = Catalog.from_sources([folder])
     assert list(cat.tables) == ["a", "b"]
-    assert cat.tables["b"].source == str(folder)
+    assert cat.tables["b"].source == str(folder / "b.csv")
 
 
 def test_sqlite_all_tables_with_loose_typing(tmp_path: Path, unchanged: list[Path]) -> None:

@@ -101,14 +101,11 @@ class Catalog:
             if isinstance(source, pd.DataFrame):
                 self._bare_frames += 1
                 frames = {name or f"df{self._bare_frames}": source}
-                loaded = loaders.load_frames(self.con, frames, new_name)
-                origin = DATAFRAME
+                loaded = loaders.load_frames(self.con, frames, new_name, DATAFRAME)
             elif isinstance(source, Mapping):
-                loaded = loaders.load_frames(self.con, source, new_name)
-                origin = DATAFRAME
+                loaded = loaders.load_frames(self.con, source, new_name, DATAFRAME)
             elif isinstance(source, str | Path):
                 loaded = loaders.load_path(self.con, Path(source), new_name)
-                origin = str(source)
             else:
                 raise DataLoadError(f"cannot load a {type(source).__name__}",
                                     hint="pass a file or folder path, a DataFrame, or a dict of DataFrames")
@@ -117,10 +114,10 @@ class Catalog:
                 if safe not in before:
                     self.con.execute(f"DROP TABLE IF EXISTS {quote_ident(safe)}")
             raise
-        for safe, display in loaded:
+        for safe, display, origin in loaded:
             self.tables[safe] = self._describe_table(safe, display, origin)
         self._schemas.clear()
-        return [safe for safe, _ in loaded]
+        return [safe for safe, _, _ in loaded]
 
     def _describe_table(self, safe: str, display: str, origin: str) -> TableInfo:
         cols = self.con.execute(

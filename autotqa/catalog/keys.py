@@ -142,9 +142,9 @@ def _containment(con: duckdb.DuckDBPyConnection, child: TableSchema, c: ColumnSc
     if _family(c.type) != _family(p.type):  # SQLite's loose typing: compare as text
         cq, pq = f"CAST({cq} AS VARCHAR)", f"CAST({pq} AS VARCHAR)"
     row = con.execute(
-        f"SELECT count(*), count(pv.v) FROM (SELECT DISTINCT {cq} AS v FROM {quote_ident(child.name)} "
-        f"WHERE {cq} IS NOT NULL) cv LEFT JOIN (SELECT DISTINCT {pq} AS v FROM "
-        f"{quote_ident(parent.name)}) pv ON cv.v = pv.v").fetchall()[0]
+        f"SELECT count(*), count(__p.__v) FROM (SELECT DISTINCT {cq} AS __v FROM "
+        f"{quote_ident(child.name)} WHERE {cq} IS NOT NULL) __c LEFT JOIN (SELECT DISTINCT {pq} AS __v "
+        f"FROM {quote_ident(parent.name)}) __p ON __c.__v = __p.__v").fetchall()[0]
     n, hit = int(row[0]), int(row[1])
     return n, (hit / n if n else 0.0)
 

@@ -6,7 +6,7 @@ block is then grown greedily, each addition kept only if the rendered text still
 
 1. relevant tables, best first, with their key columns, foreign-key columns and relevant columns;
 2. tables linked by a foreign key to a chosen one (join paths), with their keys;
-3. the other columns of chosen tables, most relevant first;
+3. the other columns of chosen tables, most relevant first, one table after the other in turns;
 4. the remaining tables with their keys, in catalog order, then their other columns.
 
 Ties are broken by catalog order, so the same question and data always give the same text.
@@ -43,18 +43,22 @@ def _terms(text: str) -> set[str]:
 
 
 def _scores(tables: Sequence[TableSchema], q: set[str]) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+    """Per-table and per-column relevance. A table counts each matched word once, so a wide table
+    repeating ``team_id`` in ten columns does not outrank the table the question is about."""
     col_score: dict[tuple[str, str], int] = {}
     table_score: dict[str, int] = {}
     for t in tables:
-        total = 3 * len(q & (_terms(t.name) | _terms(t.display_name)))
+        names: set[str] = set()
+        values: set[str] = set()
         for c in t.columns:
-            values: set[str] = set()
+            col_names = q & _terms(c.name)
+            col_values: set[str] = set()
             for s in c.samples:
-                values |= question_terms(s)
-            s_ = 2 * len(q & _terms(c.name)) + len(q & values)
-            col_score[(t.name, c.name)] = s_
-            total += s_
-        table_score[t.name] = total
+                col_values |= q & question_terms(s)
+            col_score[(t.name, c.name)] = 2 * len(col_names) + len(col_values)
+            names |= col_names
+            values |= col_values
+        table_score[t.name] = 3 * len(q & (_terms(t.name) | _terms(t.display_name))) + 2 * len(names) + len(values)
     return table_score, col_score
 
 
@@ -91,12 +95,16 @@ def link(tables: Sequence[TableSchema], primary_keys: dict[str, list[str]],
             keep.update(candidate)
 
     def fill_columns(names: list[str]) -> None:
-        for name in names:
-            t = by_name[name]
-            rest = sorted((i for i, c in enumerate(t.columns) if c.name not in keep[name]),
-                          key=lambda i: (-col_score[(name, t.columns[i].name)], i))
-            for i in rest:
-                candidate = {**keep, name: keep[name] + [t.columns[i].name]}
+        """Round robin over ``names``: each table in turn gets its next most relevant column."""
+        pending = {name: sorted((i for i, c in enumerate(by_name[name].columns) if c.name not in keep[name]),
+                                key=lambda i, n=name: (-col_score[(n, by_name[n].columns[i].name)], i))
+                   for name in names}
+        while any(pending.values()):
+            for name in names:
+                if not pending[name]:
+                    continue
+                col = by_name[name].columns[pending[name].pop(0)].name
+                candidate = {**keep, name: keep[name] + [col]}
                 if fits(candidate):
                     keep[name] = candidate[name]
 

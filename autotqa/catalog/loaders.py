@@ -1,7 +1,8 @@
 """Loaders: each puts one source's tables into the catalog's DuckDB connection.
 
 A loader gets the connection, the source and ``new_name`` (which turns an original name into a safe,
-unique table name and reserves it) and returns ``(table_name, display_name)`` pairs in load order.
+unique table name and reserves it) and returns ``(table_name, display_name, source)`` triples in load
+order; ``source`` is the file the table came from (for a folder: the file inside it).
 Every failure becomes a ``DataLoadError`` naming the file and what to do; source files are opened
 read-only and never written.
 
@@ -30,7 +31,7 @@ from autotqa.catalog.sniff import (detect_format, display_stem, extension_format
 from autotqa.errors import DataLoadError
 
 NewName = Callable[[str], str]
-Loaded = list[tuple[str, str]]
+Loaded = list[tuple[str, str, str]]
 
 #: Bytes read to recognise a file: magic numbers and the encoding of the first lines.
 HEAD_BYTES = 1 << 16
@@ -67,9 +68,9 @@ def load_path(con: duckdb.DuckDBPyConnection, path: Path, new_name: NewName) -> 
     fmt = detect_format(path, head)
     display = display_stem(path)
     if fmt == "csv":
-        return [(_load_csv(con, path, head, new_name(display)), display)]
+        return [(_load_csv(con, path, head, new_name(display)), display, str(path))]
     if fmt in ("parquet", "json"):
-        return [(_load_with_reader(con, path, fmt, new_name(display)), display)]
+        return [(_load_with_reader(con, path, fmt, new_name(display)), display, str(path))]
     if fmt == "excel":
         return _load_excel(con, path, display, new_name)
     if fmt == "sqlite":
@@ -176,7 +177,7 @@ def load_frames(con: duckdb.DuckDBPyConnection, frames: Mapping[str, pd.DataFram
         except (pa.ArrowException, ValueError, TypeError) as e:
             raise DataLoadError(f"{source}: DataFrame {display!r} cannot be converted: {_first_line(e)}",
                                 hint="convert unusual column types (objects) to text first") from None
-        loaded.append((load_arrow(con, data, new_name(str(display))), str(display)))
+        loaded.append((load_arrow(con, data, new_name(str(display))), str(display), source))
     return loaded
 
 
@@ -219,7 +220,7 @@ def _load_sqlite(con: duckdb.DuckDBPyConnection, path: Path, new_name: NewName) 
                 declared = {row[1]: row[2] for row in info}
                 data = rows_to_arrow(columns, cur.fetchall(),
                                      [sqlite_affinity(declared.get(c)) for c in columns])
-                loaded.append((load_arrow(con, data, new_name(name)), name))
+                loaded.append((load_arrow(con, data, new_name(name)), name, str(path)))
     except sqlite3.Error as e:
         raise DataLoadError(f"{path}: could not be read as SQLite: {_first_line(e)}", path=str(path),
                             hint="check the file with `sqlite3 FILE .tables`; it may be corrupt") from None
@@ -244,7 +245,7 @@ def _load_duckdb(con: duckdb.DuckDBPyConnection, path: Path, new_name: NewName) 
         for schema, name in tables:
             display = name if schema == "main" else f"{schema}.{name}"
             source = f"{alias}.{quote_ident(schema)}.{quote_ident(name)}"
-            loaded.append((new_name(display), display))
+            loaded.append((new_name(display), display, str(path)))
             _create_from(con, loaded[-1][0], f"SELECT * FROM {source}", [])
     except duckdb.Error as e:
         raise DataLoadError(f"{path}: could not copy tables from DuckDB file: {_first_line(e)}",

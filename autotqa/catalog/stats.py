@@ -127,14 +127,16 @@ def _samples(con: duckdb.DuckDBPyConnection, t: str, cols: list[ColumnInfo],
     """Up to ``n`` most frequent values per column (ties by value) within the sample window."""
     if n <= 0 or not cols:
         return {}
+    # Aliases no real column or table is likely to share (a column named "r" broke plain ones).
     parts = []
     for i, c in enumerate(cols):
         q = quote_ident(c.name)
         parts.append(
-            f"(SELECT {i} AS i, row_number() OVER (ORDER BY count(*) DESC, {q}) AS r, "
-            f"CAST({q} AS VARCHAR) AS v FROM s WHERE {q} IS NOT NULL GROUP BY {q} QUALIFY r <= {n})")
-    sql = (f"WITH s AS (SELECT * FROM {t} LIMIT {SAMPLE_WINDOW}) "
-           f"SELECT i, v FROM ({' UNION ALL '.join(parts)}) ORDER BY i, r")
+            f"(SELECT {i} AS __i, row_number() OVER (ORDER BY count(*) DESC, {q}) AS __r, "
+            f"CAST({q} AS VARCHAR) AS __v FROM __window WHERE {q} IS NOT NULL GROUP BY {q} "
+            f"QUALIFY __r <= {n})")
+    sql = (f"WITH __window AS (SELECT * FROM {t} LIMIT {SAMPLE_WINDOW}) "
+           f"SELECT __i, __v FROM ({' UNION ALL '.join(parts)}) ORDER BY __i, __r")
     out: dict[int, list[str]] = {}
     for i, v in con.execute(sql).fetchall():
         out.setdefault(i, []).append(clip_sample(v))
