@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -162,6 +163,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5, help="timed runs per query and side")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "bench.csv"
         t = time.perf_counter()
@@ -170,7 +172,7 @@ def main() -> None:
               f"{time.perf_counter() - t:.1f} s", flush=True)
         load = bench_load(csv, args.repeats)
     sql = bench_sql(args.queries, args.reps)
-    summary = {"rows": args.rows, "load": {k: v for k, v in load.items() if k != "runs"}, "sql": sql,
+    summary = {"rows": args.rows, "loadavg_1m_at_end": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(), "load": {k: v for k, v in load.items() if k != "runs"}, "sql": sql,
                "targets": {"load_time_ratio_max": 1.3, "sql_overhead_median_ms_max": 2.0},
                "pass": {"load": load["time_ratio"] <= 1.3, "sql": sql["overhead_median_ms"] <= 2.0}}
     print(json.dumps(summary, sort_keys=True))

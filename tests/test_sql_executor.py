@@ -129,3 +129,32 @@ def test_duckdb_error_drops_caret_block() -> None:
     err = duckdb_error(exc)
     assert (err.kind, err.message) == ("unknown_table",
                                        'Table with name x does not exist!; Did you mean "people"?')
+
+
+def test_watchdog_interrupts_only_overdue_work_and_goes_idle() -> None:
+    import threading
+
+    from autotqa.executors.watchdog import Watchdog
+
+    class Job:
+        def __init__(self) -> None:
+            self.interrupted = threading.Event()
+
+        def interrupt(self) -> None:
+            self.interrupted.set()
+
+    dog = Watchdog(idle_exit_s=0.2)
+    slow, quick = Job(), Job()
+    slow_token, quick_token = dog.watch(slow, 0.1), dog.watch(quick, 0.1)
+    dog.done(quick_token)
+    assert slow.interrupted.wait(2.0)
+    dog.done(slow_token)
+    assert not quick.interrupted.is_set()
+    names = lambda: [t.name for t in threading.enumerate()]  # noqa: E731
+    deadline = time.monotonic() + 3.0
+    while dog.thread_name in names() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert dog.thread_name not in names()  # the idle thread ended
+    again = Job()
+    dog.watch(again, 0.05)  # and a new one starts on demand
+    assert again.interrupted.wait(2.0)

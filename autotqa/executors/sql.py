@@ -15,7 +15,6 @@ row cap and a wall-clock timeout, and return an ExecutionResult (mistakes are re
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,7 @@ from ..config import ExecutorConfig
 from ..errors import SQLError
 from .base import ExecutionResult, to_jsonable
 from .sql_guard import SQLGuard
+from .watchdog import Watchdog
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
@@ -84,7 +84,7 @@ class SQLExecutor:
 
     ``con`` should be frozen (external access disabled, configuration locked): the guard is the first
     line of defence, the connection the second. Each run uses its own cursor so a timeout interrupts
-    only that query.
+    only that query; one watchdog thread per executor does the interrupting.
     """
 
     language = "sql"
@@ -94,6 +94,7 @@ class SQLExecutor:
         self._con = con
         self._guard = SQLGuard(columns_by_table)
         self.config = config or ExecutorConfig()
+        self._watchdog = Watchdog()
 
     @classmethod
     def from_catalog(cls, catalog: Catalog, config: ExecutorConfig | None = None) -> SQLExecutor:
@@ -135,9 +136,7 @@ class SQLExecutor:
         cap = self.config.row_cap
         timeout = self.config.sql_timeout_s
         cursor = self._con.cursor()
-        timer = threading.Timer(timeout, cursor.interrupt)
-        timer.daemon = True
-        timer.start()
+        token = self._watchdog.watch(cursor, timeout)
         try:
             try:
                 cursor.execute(sql)
@@ -155,5 +154,5 @@ class SQLExecutor:
                     pass  # out of time while counting: the rows are good, the total a lower bound
             return columns, rows, n_rows
         finally:
-            timer.cancel()
+            self._watchdog.done(token)
             cursor.close()
