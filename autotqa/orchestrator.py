@@ -104,8 +104,6 @@ class Orchestrator:
         t0 = time.perf_counter()
         program = self.client.begin_program(self.session_id, self.prefix)
         board = Blackboard()
-        for q, a in history:
-            board.add("history", "user", f"Q: {q}\nA: {a}")
         run = _Run(ctx=RunContext(program=program, board=board, prefix=self.prefix,
                                   config=self.config.agents, question=inquiry),
                    emit=on_event or (lambda _e: None))

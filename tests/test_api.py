@@ -61,8 +61,7 @@ def test_session_follow_up_uses_history_and_events():
     final = events[-1]
     assert isinstance(final, AnswerReady)
     assert (final.answer.question, final.answer.values) == ("What is the total amount of sales in the north region?", [15])
-    assert final.answer.trace[0] == {"kind": "history", "role": "user", "content": "Q: What is the total amount of "
-                                     "sales?\nA: The total is 35.", "round": 0, "step": "", "data": {}}
+    assert final.answer.trace[0]["data"]["history"] == [["What is the total amount of sales?", "The total is 35."]]
     assert seen.count("answer") == 2 and seen[-1] == "answer"
     assert session.history[-1] == ("What is the total amount of sales in the north region?", "The north total is 15.")
     # One warm-up when the session opened; the follow-up's prompts share its header and schema.

@@ -267,7 +267,7 @@ def test_prompts_share_a_growing_prefix(workspace):
                      f"{seg.transcript}"
         assert common >= len(must_share)
     assert all(r.segments.header == common_header() and r.segments.schema_block == SCHEMA for r in reqs)
-    assert reqs[0].segments.transcript.startswith("EARLIER:\nQ: How many customers?\nA: 3\nQUESTION:")
+    assert reqs[0].segments.transcript == "QUESTION: How many orders were delivered?"  # history stays out
 
 
 def test_follow_up_with_reference_asks_the_user_agent(workspace):
@@ -275,10 +275,13 @@ def test_follow_up_with_reference_asks_the_user_agent(workspace):
                    planner=[PLAN1], engineer=[sql("SELECT count(*) AS n FROM orders WHERE customer_id = 1")],
                    critic=['{"verdict": "accept", "note": "Ann placed 2 orders."}'])
     ans = ask(eng, workspace, "And how many did she place?", history=[("Who is customer 1?", "Ann")])
-    assert seq(ans) == [("history", "user"), ("question", "user"), ("plan", "planner"), ("code", "engineer"),
+    assert seq(ans) == [("question", "user"), ("plan", "planner"), ("code", "engineer"),
                         ("result", "executor"), ("answer", "critic")]
     assert (ans.question, ans.values) == ("How many orders did Ann place?", [2])
-    assert "And how many did she place?" in calls(eng)[0].segments.tail
+    user_tail = calls(eng)[0].segments.tail
+    assert "Earlier question: Who is customer 1?\nEarlier answer: Ann\nInquiry: And how many did she place?" in user_tail
+    assert calls(eng)[0].segments.transcript == ""
+    assert ans.trace[0]["data"]["history"] == [["Who is customer 1?", "Ann"]]
 
 
 def test_unparsable_plan_is_recorded_and_replaced(workspace):

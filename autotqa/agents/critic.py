@@ -23,7 +23,7 @@ VerdictKind = Literal["accept", "revise", "replan"]
 
 class Verdict(BaseModel):
     verdict: VerdictKind
-    note: str = Field(default="", max_length=200)
+    note: str = Field(max_length=110)
 
 
 def check_result(question: str, result: ExecutionResult) -> Verdict | None:
@@ -59,7 +59,7 @@ class CriticAgent:
             self._post(ctx, step, verdict, deterministic=True)
             return verdict
         if not use_model:
-            return Verdict(verdict="accept")
+            return Verdict(verdict="accept", note="")
         req = ctx.request("critic", render_prompt("critic", step_id=step.id, question=ctx.question),
                           output_model=Verdict, max_tokens=80, step_id=f"critic{ctx.round}")
         try:
@@ -68,7 +68,7 @@ class CriticAgent:
             # An unreadable verdict on a result that passed every check: accept it, and record why.
             ctx.board.add("error", "critic", f"the verdict could not be read: {err.message[:200]}",
                           round=ctx.round, step=step.id, data={"raw": err.raw[:500]})
-            return Verdict(verdict="accept")
+            return Verdict(verdict="accept", note="")
         if verdict.verdict != "accept":
             self._post(ctx, step, verdict, deterministic=False)
         return verdict

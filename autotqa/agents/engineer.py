@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from ..executors.base import Language
+from ..serving.types import GenerationRequest
 from .base import RunContext, render_prompt
 from .planner import Step, tables_in
 
@@ -68,11 +69,13 @@ class EngineerAgent:
     def __init__(self, columns: Mapping[str, Sequence[str]]) -> None:
         self.columns = columns
 
-    def _request(self, ctx: RunContext, step: Step, *, final: bool, mode: str):
+    def _request(self, ctx: RunContext, step: Step, *, final: bool, mode: str) -> GenerationRequest:
+        # The final step is phrased as "answer the QUESTION": a small model follows the tail closely,
+        # and a planner's paraphrase of the goal is a worse guide than the question itself.
         tables = list(dict.fromkeys([*step.tables, *tables_in(ctx.question, self.columns)]))
         tail = render_prompt(
             "engineer", step_id=step.id, goal=step.goal, final=final, question=ctx.question,
-            joins=join_hints(tables, self.columns), language=step.language,
+            tables=tables, joins=join_hints(tables, self.columns), language=step.language,
             repair=mode == "repair", revise=mode == "revise")
         return ctx.request("engineer", tail, stop=[CODE_STOP], max_tokens=MAX_CODE_TOKENS,
                            step_id=f"{step.id}:{mode}", depends_on=step.after, priority=0)

@@ -19,8 +19,8 @@ from .user import _stem, content_words
 
 
 class PlanStep(BaseModel):
-    goal: str = Field(max_length=140)
-    tables: list[str] = Field(default_factory=list, max_length=4)
+    goal: str = Field(max_length=120)
+    tables: list[str] = Field(max_length=4)
     columns: list[str] = Field(default_factory=list, max_length=8)
     lang: Literal["sql", "pandas"] = "sql"
     after: list[int] = Field(default_factory=list, max_length=3)

@@ -84,12 +84,15 @@ class UserAgent:
 
     async def run(self, ctx: RunContext, inquiry: str,
                   history: Sequence[tuple[str, str]] = ()) -> Reformulation:
-        """Return the self-contained question; post it (or the model's mistake) on the board."""
+        """Return the self-contained question; post it (or the model's mistake) on the board.
+
+        The chat history goes into this agent's own tail only: once the question is self-contained,
+        earlier turns would only distract the other agents (a small model copies them)."""
         inquiry = " ".join(inquiry.split())
         if not self.needs_model(inquiry, history):
             out = Reformulation(question=inquiry)
         else:
-            req = ctx.request("user", render_prompt("user", inquiry=inquiry), output_model=Reformulation,
+            req = ctx.request("user", render_prompt("user", inquiry=inquiry, history=list(history)), output_model=Reformulation,
                               max_tokens=96, step_id="user", priority=0)
             try:
                 out = (await ctx.generate(req)).parsed
@@ -102,5 +105,6 @@ class UserAgent:
                 out = out.model_copy(update={"question": inquiry})
         ctx.question = out.question
         ctx.board.add("question", "user", out.question, round=ctx.round,
-                      data={"inquiry": inquiry, "answerable": out.answerable, "missing": out.missing})
+                      data={"inquiry": inquiry, "answerable": out.answerable, "missing": out.missing,
+                            "history": [list(turn) for turn in history]})
         return out
