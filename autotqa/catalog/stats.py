@@ -65,6 +65,10 @@ def can_be_key(type_: str) -> bool:
     return not (t == "BOOLEAN" or is_nested(t))
 
 
+def _is_float(type_: str) -> bool:
+    return type_.upper() in ("FLOAT", "DOUBLE", "REAL")
+
+
 def clip_sample(value: str) -> str:
     """One-line sample text, cut to ``MAX_SAMPLE_CHARS``.
 
@@ -88,15 +92,17 @@ def table_schema(con: duckdb.DuckDBPyConnection, info: TableInfo, sample_values:
         aggs += [f"count({q})",
                  "NULL" if is_nested(c.type) else f"approx_count_distinct({q})",
                  f"CAST(min({q}) AS VARCHAR)" if ordered else "NULL",
-                 f"CAST(max({q}) AS VARCHAR)" if ordered else "NULL"]
+                 f"CAST(max({q}) AS VARCHAR)" if ordered else "NULL",
+                 # Floats count as keys only when every value is whole (ids stored as REAL).
+                 f"bool_and({q} = trunc({q}))" if _is_float(c.type) else "NULL"]
     row = con.execute(f"SELECT {', '.join(aggs)} FROM {t}").fetchall()[0]
     n_rows = int(row[0])
-    per_col = [row[1 + 4 * i: 5 + 4 * i] for i in range(len(cols))]
+    per_col = [row[1 + 5 * i: 6 + 5 * i] for i in range(len(cols))]
 
     distinct = _exact_distinct(con, t, cols, per_col, n_rows)
     samples = _samples(con, t, cols, sample_values)
     columns = []
-    for i, (c, (non_null, approx, lo, hi)) in enumerate(zip(cols, per_col, strict=True)):
+    for i, (c, (non_null, approx, lo, hi, _)) in enumerate(zip(cols, per_col, strict=True)):
         exact = distinct.get(i)
         columns.append(ColumnSchema(
             name=c.name, type=c.type, n_rows=n_rows,
@@ -110,10 +116,11 @@ def table_schema(con: duckdb.DuckDBPyConnection, info: TableInfo, sample_values:
 
 def _exact_distinct(con: duckdb.DuckDBPyConnection, t: str, cols: list[ColumnInfo],
                     per_col: list[tuple], n_rows: int) -> dict[int, int]:
-    """Exact distinct counts, only for null-free key-typed columns whose estimate is near ``n_rows``."""
+    """Exact distinct counts, only for null-free key-typed columns whose estimate is near ``n_rows``
+    (and, for floats, whose values are all whole numbers)."""
     # HyperLogLog is off by a few percent; 0.9 leaves room so no truly unique column is missed.
-    maybe = [i for i, (c, (non_null, approx, _, _)) in enumerate(zip(cols, per_col, strict=True))
-             if n_rows > 0 and non_null == n_rows and can_be_key(c.type)
+    maybe = [i for i, (c, (non_null, approx, _, _, whole)) in enumerate(zip(cols, per_col, strict=True))
+             if n_rows > 0 and non_null == n_rows and can_be_key(c.type) and whole is not False
              and approx is not None and approx >= 0.9 * n_rows]
     if not maybe:
         return {}
