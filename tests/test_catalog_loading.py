@@ -247,9 +247,11 @@ def test_folder_loads_one_table_per_file_in_sorted_order(tmp_path: Path) -> None
 def test_sqlite_all_tables_with_loose_typing(tmp_path: Path, unchanged: list[Path]) -> None:
     db = tmp_path / "shop.sqlite"
     with sqlite3.connect(db) as src:
-        src.execute('CREATE TABLE "Order Items" (id INTEGER, qty, note TEXT, price REAL, empty_int INTEGER)')
+        src.execute('CREATE TABLE "Order Items" '
+                    '(id INTEGER, qty, note TEXT, price REAL, empty_int INTEGER)')
         src.executemany('INSERT INTO "Order Items" VALUES (?, ?, ?, ?, ?)',
-                        [(1, 5, "a", 1.5, None), (2, "lots", None, 2, None), (3, b"\x01\x02", "c", None, None)])
+                        [(1, 5, "a", 1.5, None), (2, "lots", None, 2, None),
+                         (3, b"\x01\x02", "c", None, None)])
         src.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
         src.execute("INSERT INTO customers VALUES (1, 'Ana')")
     src.close()

@@ -58,7 +58,8 @@ def _scores(tables: Sequence[TableSchema], q: set[str]) -> tuple[dict[str, int],
             col_score[(t.name, c.name)] = 2 * len(col_names) + len(col_values)
             names |= col_names
             values |= col_values
-        table_score[t.name] = 3 * len(q & (_terms(t.name) | _terms(t.display_name))) + 2 * len(names) + len(values)
+        own = q & (_terms(t.name) | _terms(t.display_name))
+        table_score[t.name] = 3 * len(own) + 2 * len(names) + len(values)
     return table_score, col_score
 
 
@@ -96,9 +97,11 @@ def link(tables: Sequence[TableSchema], primary_keys: dict[str, list[str]],
 
     def fill_columns(names: list[str]) -> None:
         """Round robin over ``names``: each table in turn gets its next most relevant column."""
-        pending = {name: sorted((i for i, c in enumerate(by_name[name].columns) if c.name not in keep[name]),
-                                key=lambda i, n=name: (-col_score[(n, by_name[n].columns[i].name)], i))
-                   for name in names}
+        pending = {}
+        for name in names:
+            cols = by_name[name].columns
+            pending[name] = sorted((i for i, c in enumerate(cols) if c.name not in keep[name]),
+                                   key=lambda i, n=name, cs=cols: (-col_score[(n, cs[i].name)], i))
         while any(pending.values()):
             for name in names:
                 if not pending[name]:

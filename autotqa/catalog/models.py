@@ -48,7 +48,7 @@ class ColumnSchema:
     min: str | None = None
     max: str | None = None
     n_distinct: int | None = None  # approximate (HyperLogLog); exact where it decides uniqueness
-    unique: bool = False  # exactly unique and without nulls, over a non-empty table
+    unique: bool = False  # exactly unique and without nulls, in a table of two or more rows
 
 
 @dataclass(frozen=True, slots=True)

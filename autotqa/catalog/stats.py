@@ -109,7 +109,7 @@ def table_schema(con: duckdb.DuckDBPyConnection, info: TableInfo, sample_values:
             null_share=0.0 if n_rows == 0 else 1.0 - int(non_null) / n_rows,
             samples=samples.get(i, []), min=lo, max=hi,
             n_distinct=exact if exact is not None else (None if approx is None else int(approx)),
-            unique=exact is not None and exact == n_rows > 0))
+            unique=exact is not None and exact == n_rows > 1))  # one row proves nothing
     return TableSchema(name=info.name, display_name=info.display_name, source=info.source,
                        n_rows=n_rows, columns=columns)
 
@@ -120,7 +120,7 @@ def _exact_distinct(con: duckdb.DuckDBPyConnection, t: str, cols: list[ColumnInf
     (and, for floats, whose values are all whole numbers)."""
     # HyperLogLog is off by a few percent; 0.9 leaves room so no truly unique column is missed.
     maybe = [i for i, (c, (non_null, approx, _, _, whole)) in enumerate(zip(cols, per_col, strict=True))
-             if n_rows > 0 and non_null == n_rows and can_be_key(c.type) and whole is not False
+             if n_rows > 1 and non_null == n_rows and can_be_key(c.type) and whole is not False
              and approx is not None and approx >= 0.9 * n_rows]
     if not maybe:
         return {}
