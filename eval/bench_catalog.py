@@ -9,6 +9,7 @@
 2. SQL executor overhead: 100 small queries on a frozen catalog, each timed through
    ``SQLExecutor.run`` and through raw ``cursor.execute(q).fetchall()`` (median of N runs each).
    Target: median overhead <= 2 ms a query.
+3. pandas sandbox per-call cost, warm spare child vs cold start vs in-process (no target; reported).
 
 Prints figures as it goes; the LAST stdout line is one JSON object with every figure.
 """
@@ -119,7 +120,7 @@ def bench_sql(n_queries: int, reps: int) -> dict:
     catalog = Catalog.from_sources({"people": people, "orders": orders})
     executor = SQLExecutor.from_catalog(catalog, ExecutorConfig())
     queries = small_queries(n_queries)
-    overheads, raw_times, exec_times, guard_times = [], [], [], []
+    overheads, min_overheads, raw_times, exec_times, guard_times = [], [], [], [], []
     for q in queries:
         sql = executor.check(q)
         raw, ran, guard = [], [], []
@@ -140,6 +141,8 @@ def bench_sql(n_queries: int, reps: int) -> dict:
         exec_times.append(statistics.median(ran))
         guard_times.append(statistics.median(guard))
         overheads.append(exec_times[-1] - raw_times[-1])
+        # Best-of-N per side: on a shared, busy machine the minimum is the cost, the rest is waiting.
+        min_overheads.append(min(ran) - min(raw))
     catalog.close()
     ms = 1000.0
     figures = {"queries": len(queries), "reps": reps,
@@ -147,11 +150,50 @@ def bench_sql(n_queries: int, reps: int) -> dict:
                "executor_median_ms": statistics.median(exec_times) * ms,
                "overhead_median_ms": statistics.median(overheads) * ms,
                "overhead_p90_ms": sorted(overheads)[int(0.9 * len(overheads))] * ms,
-               "guard_median_ms": statistics.median(guard_times) * ms}
+               "guard_median_ms": statistics.median(guard_times) * ms,
+               "overhead_best_of_reps_median_ms": statistics.median(min_overheads) * ms}
     print(f"sql: raw median {figures['raw_median_ms']:.2f} ms, executor median "
           f"{figures['executor_median_ms']:.2f} ms, overhead median {figures['overhead_median_ms']:.2f} ms "
           f"(p90 {figures['overhead_p90_ms']:.2f} ms; target <= 2 ms), of which guard "
-          f"{figures['guard_median_ms']:.2f} ms", flush=True)
+          f"{figures['guard_median_ms']:.2f} ms; best-of-{reps} overhead median "
+          f"{figures['overhead_best_of_reps_median_ms']:.2f} ms", flush=True)
+    return figures
+
+
+def bench_pandas(calls: int, pause_s: float) -> dict:
+    """Per-call cost of the pandas sandbox: with a warm spare child (the interactive case: the next
+    call comes seconds later, after an LLM turn) and cold (a fresh process for every call), against
+    the same code run in-process."""
+    import pandas as pd
+
+    from autotqa.executors.pandas_exec import PandasExecutor
+
+    people = pd.DataFrame({"id": range(1000), "city": [["oslo", "rome", "lima"][i % 3] for i in range(1000)],
+                           "age": [18 + i % 60 for i in range(1000)]})
+    code = "people.groupby('city')['age'].mean()"
+    inproc = []
+    for _ in range(20):
+        t = time.perf_counter()
+        people.groupby("city")["age"].mean().reset_index()
+        inproc.append(time.perf_counter() - t)
+    warm, cold = [], []
+    with PandasExecutor({"people": people}) as ex:
+        for _ in range(calls):
+            time.sleep(pause_s)  # an LLM turn: the spare child imports pandas meanwhile
+            t = time.perf_counter()
+            assert ex.run(code).ok
+            warm.append(time.perf_counter() - t)
+    with PandasExecutor({"people": people}, prestart=False) as ex:
+        for _ in range(max(2, calls // 2)):
+            t = time.perf_counter()
+            assert ex.run(code).ok
+            cold.append(time.perf_counter() - t)
+    ms = 1000.0
+    figures = {"calls": calls, "in_process_ms": statistics.median(inproc) * ms,
+               "warm_median_ms": statistics.median(warm) * ms, "cold_median_ms": statistics.median(cold) * ms}
+    figures["warm_overhead_ms"] = figures["warm_median_ms"] - figures["in_process_ms"]
+    print(f"pandas sandbox: warm spare {figures['warm_median_ms']:.0f} ms a call, cold start "
+          f"{figures['cold_median_ms']:.0f} ms, in-process {figures['in_process_ms']:.1f} ms", flush=True)
     return figures
 
 
@@ -161,6 +203,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--reps", type=int, default=5, help="timed runs per query and side")
+    parser.add_argument("--pandas-calls", type=int, default=6, help="sandbox calls (0: skip)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start", flush=True)
@@ -172,7 +215,8 @@ def main() -> None:
               f"{time.perf_counter() - t:.1f} s", flush=True)
         load = bench_load(csv, args.repeats)
     sql = bench_sql(args.queries, args.reps)
-    summary = {"rows": args.rows, "loadavg_1m_at_end": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(), "load": {k: v for k, v in load.items() if k != "runs"}, "sql": sql,
+    pandas = bench_pandas(args.pandas_calls, pause_s=4.0) if args.pandas_calls else None
+    summary = {"rows": args.rows, "loadavg_1m_at_end": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(), "load": {k: v for k, v in load.items() if k != "runs"}, "sql": sql, "pandas": pandas,
                "targets": {"load_time_ratio_max": 1.3, "sql_overhead_median_ms_max": 2.0},
                "pass": {"load": load["time_ratio"] <= 1.3, "sql": sql["overhead_median_ms"] <= 2.0}}
     print(json.dumps(summary, sort_keys=True))

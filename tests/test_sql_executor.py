@@ -158,3 +158,8 @@ def test_watchdog_interrupts_only_overdue_work_and_goes_idle() -> None:
     again = Job()
     dog.watch(again, 0.05)  # and a new one starts on demand
     assert again.interrupted.wait(2.0)
+
+
+def test_row_cap_keeps_order_and_dedupes_names(con: duckdb.DuckDBPyConnection) -> None:
+    r = make(con, row_cap=3).run("SELECT i, i FROM big ORDER BY i DESC")
+    assert (r.columns, r.rows, r.n_rows) == (["i", "i_1"], [[199999] * 2, [199998] * 2, [199997] * 2], 200000)

@@ -139,16 +139,19 @@ class SQLExecutor:
         token = self._watchdog.watch(cursor, timeout)
         try:
             try:
-                cursor.execute(sql)
+                # An outer LIMIT lets DuckDB stop early (top-N instead of a full sort) and bounds
+                # memory; it keeps the inner ORDER BY. Newlines: a trailing "-- comment" in sql
+                # must not swallow the bracket. Duplicate column names come back as DuckDB names
+                # them in a subquery (id, id_1).
+                cursor.execute(f"SELECT * FROM (\n{sql}\n) AS _capped LIMIT {cap + 1}")
                 columns = [d[0] for d in cursor.description or []]
-                rows = cursor.fetchmany(cap + 1)
+                rows = cursor.fetchall()
             except duckdb.Error as exc:
                 raise duckdb_error(exc, timeout_s=timeout) from None
             n_rows = len(rows)
             if n_rows > cap:
                 # Counting re-runs the query, so only pay for it when the result was cut.
                 try:
-                    # (newlines: a trailing "-- comment" in sql must not swallow the bracket)
                     n_rows = cursor.execute(f"SELECT count(*) FROM (\n{sql}\n) AS _counted").fetchone()[0]
                 except duckdb.Error:
                     pass  # out of time while counting: the rows are good, the total a lower bound

@@ -241,17 +241,18 @@ class SQLGuard:
         if not isinstance(source, exp.Identifier):
             return  # e.g. a VALUES list or a nested expression; checked node by node elsewhere
         name = source.name
-        if re.search(r"[/\\:]|\.[A-Za-z0-9]{1,8}$|^~", name):
-            raise _reject("forbidden_source",
-                          f'"{name}" looks like a file or URL: only the loaded tables can be queried',
-                          hint=f"tables: {', '.join(sorted(self._tables.values()))}")
         if node.text("db").lower() not in _MAIN_SCHEMAS or node.text("catalog").lower() not in _MAIN_CATALOGS:
             raise _reject("unknown_table",
                           f'unknown table "{node.sql(dialect="duckdb")}": only the loaded tables can be '
                           f"queried ({', '.join(sorted(self._tables.values()))})")
         lower = name.lower()
-        if lower in self._tables or (lower in cte_names and not node.text("db")):
+        if lower in self._tables or lower in cte_names:
             return
+        # DuckDB would read a quoted path or URL in FROM as a file ('/etc/passwd', 'x.csv', 's3://..').
+        if re.search(r"[/\\:]|\.[A-Za-z0-9]{1,8}$|^~", name):
+            raise _reject("forbidden_source",
+                          f'"{name}" looks like a file or URL: only the loaded tables can be queried',
+                          hint=f"tables: {', '.join(sorted(self._tables.values()))}")
         suggestion = _suggest(name, list(self._tables.values()))
         raise _reject("unknown_table", f'unknown table "{name}"{_did_you_mean(suggestion)}',
                       hint=None if suggestion else f"tables: {', '.join(sorted(self._tables.values()))}")

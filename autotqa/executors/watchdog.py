@@ -29,12 +29,14 @@ class Interruptible(Protocol):
 class Watchdog:
     """Interrupts watched objects whose deadline passes before ``done`` is called."""
 
-    def __init__(self, idle_exit_s: float = 30.0) -> None:
+    def __init__(self, idle_exit_s: float = 30.0, poll_s: float = 0.25) -> None:
         self._cond = threading.Condition()
         self._jobs: dict[int, tuple[float, Interruptible]] = {}
         self._ids = itertools.count()
         self._thread: threading.Thread | None = None
         self._idle_exit_s = idle_exit_s
+        self._poll_s = poll_s
+        self._wake_at = float("inf")  # when the thread next wakes by itself
         self.thread_name = f"autotqa-watchdog-{id(self):x}"
 
     def watch(self, target: Interruptible, timeout_s: float) -> int:
@@ -45,7 +47,9 @@ class Watchdog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name=self.thread_name, daemon=True)
                 self._thread.start()
-            else:
+            elif self._jobs[token][0] < self._wake_at:
+                # Waking the thread costs a context switch (milliseconds on a busy machine): only
+                # when it would otherwise sleep past this deadline.
                 self._cond.notify()
             return token
 
@@ -65,9 +69,12 @@ class Watchdog:
                         target.interrupt()
                 if self._jobs:
                     idle_since = now
-                    self._cond.wait(min(d for d, _ in self._jobs.values()) - now)
+                    wait = min(d for d, _ in self._jobs.values()) - now
                 elif now - idle_since >= self._idle_exit_s:
                     self._thread = None
                     return
-                else:
-                    self._cond.wait(self._idle_exit_s - (now - idle_since))
+                else:  # idle: short naps, so a new job rarely needs a notify
+                    wait = min(self._poll_s, self._idle_exit_s - (now - idle_since))
+                self._wake_at = now + wait
+                self._cond.wait(wait)
+                self._wake_at = float("inf")
