@@ -340,3 +340,18 @@ def test_unfrozen_catalog_can_keep_loading(tmp_path: Path) -> None:
     cat.freeze()
     cat.freeze()  # idempotent
     assert cat.frozen and list(cat.tables) == ["a", "b"]
+
+
+def test_header_with_an_empty_first_cell_is_still_a_header(tmp_path: Path) -> None:
+    # WikiTableQuestions layout: DuckDB's sniffer alone reads the header line as a data row here.
+    src = write(tmp_path / "wtq.csv", '"","Name","Took office"\n"1","Ana","March 4, 1789"\n'
+                                      '"2","Bo","March 3, 1791"\n')
+    cat = Catalog.from_sources([src])
+    assert cat.columns_by_table() == {"wtq": ["column0", "Name", "Took office"]}
+    assert rows(cat, "wtq", "ORDER BY column0") == [(1, "Ana", "March 4, 1789"), (2, "Bo", "March 3, 1791")]
+
+
+def test_headerless_numeric_csv_keeps_generated_names(tmp_path: Path) -> None:
+    cat = Catalog.from_sources([write(tmp_path / "nums.csv", "1,2.5\n3,4.5\n")])
+    assert cat.columns_by_table() == {"nums": ["column0", "column1"]}
+    assert cat.tables["nums"].n_rows == 2

@@ -13,6 +13,7 @@ download; DuckDB files are attached read-only and copied.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import zipfile
 from collections.abc import Callable, Mapping
@@ -100,7 +101,8 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, head: bytes, table: st
     Attempts: as sniffed; then with ragged rows padded and types sniffed from the whole file; then
     everything as text. A UTF-8 failure restarts with latin-1 (which decodes any byte). A sniff that
     "succeeds" with one column named like ``a,b,c`` (ragged rows confuse the delimiter detection) is
-    only kept when no later attempt splits the columns.
+    only kept when no later attempt splits the columns; a header line read as data is re-read as
+    the header (see ``_missed_header``).
     """
     compressed = text_suffix(path) != path.suffix.lower()
     encoding = "utf-8" if compressed else sniff_encoding(head)
@@ -121,6 +123,12 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, head: bytes, table: st
                 if "unicode" in str(e).lower() and enc != "latin-1":
                     break  # wrong encoding: no option helps, go to latin-1
                 continue
+            if _missed_header(con, table):
+                con.execute(f"DROP TABLE {quote_ident(table)}")
+                try:
+                    _create_from(con, table, select[:-1] + ", header = true)", params)
+                except duckdb.Error:
+                    _create_from(con, table, select, params)  # keep DuckDB's reading after all
             if not _unsplit(con, table):
                 return table
             con.execute(f"DROP TABLE {quote_ident(table)}")
@@ -132,6 +140,29 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, head: bytes, table: st
     raise DataLoadError(f"{path}: could not be read as CSV: {_first_line(last)}", path=str(path),
                         hint="check the delimiter, quoting and that every row has the same number "
                              "of fields") from None
+
+
+def _missed_header(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether DuckDB read a header line as data.
+
+    Its sniffer decides "no header" when the header's cells fit the column types, which an empty
+    header cell always does (WikiTableQuestions files start ``"","Name",...``). Then every column is
+    called ``column<i>``, and the first row holds only NULLs in typed columns and non-numbers in
+    text columns: that row was a header.
+    """
+    cols = con.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? "
+                       "AND database_name = current_database() ORDER BY column_index", [table]).fetchall()
+    if not all(re.fullmatch(r"column\d+", name) for name, _ in cols):
+        return False
+    first = con.execute(f"SELECT * FROM {quote_ident(table)} LIMIT 1").fetchall()
+    if not first or all(v is None for v in first[0]):
+        return False
+    for (_, type_), value in zip(cols, first[0], strict=True):
+        if value is None:
+            continue
+        if type_ != "VARCHAR" or re.fullmatch(r"[-+]?[\d.,%$ ]+", value):
+            return False
+    return True
 
 
 def _unsplit(con: duckdb.DuckDBPyConnection, table: str) -> bool:
