@@ -299,9 +299,13 @@ class LlamaCppEngine(Engine):
             cancel.set()  # a consumer that stops early ends the decode at the next token
 
     def end_session(self, session_id: str) -> None:
-        self.snapshots.pop(session_id)
-        if self._live_session == session_id:
-            self._live_session, self._live_dirty = None, False
+        """Drop a session's snapshot; queued on the worker so it never races a running job."""
+        def forget() -> None:
+            self.snapshots.pop(session_id)
+            if self._live_session == session_id:
+                self._live_session, self._live_dirty = None, False
+
+        self._pool.submit(forget)
 
     async def close(self) -> None:
         self._pool.shutdown(wait=True)
