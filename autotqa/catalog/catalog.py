@@ -105,7 +105,7 @@ class Catalog:
             elif isinstance(source, Mapping):
                 loaded = loaders.load_frames(self.con, source, new_name, DATAFRAME)
             elif isinstance(source, str | Path):
-                loaded = loaders.load_path(self.con, Path(source), new_name)
+                loaded = loaders.load_path(self.con, Path(source).expanduser(), new_name)
             else:
                 raise DataLoadError(f"cannot load a {type(source).__name__}",
                                     hint="pass a file or folder path, a DataFrame, or a dict of DataFrames")

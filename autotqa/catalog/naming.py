@@ -6,8 +6,9 @@ is kept as the table's ``display_name``.
 
 Columns keep their original spelling (DuckDB identifiers are case-insensitive, and benchmark SQL such as
 Spider's uses the original names); only names DuckDB itself would reject are fixed, with DuckDB's own
-CSV convention so every source behaves alike: an empty name becomes ``column<i>`` (0-based position)
-and a repeated name gets ``_1``, ``_2``, ... in order of appearance.
+CSV convention so every source behaves alike: an empty name becomes ``column<i>`` (0-based position,
+zero-padded to the width of the last index: ``column01`` in a 12-column table) and a repeated name
+gets ``_1``, ``_2``, ... in order of appearance.
 """
 
 from __future__ import annotations
@@ -62,15 +63,18 @@ def dedupe_columns(names: Sequence[object]) -> list[str]:
     ['a', 'a_1', 'column2', 'b', 'column4', 'a_2']
     >>> dedupe_columns([1, ("x", "y")])
     ['1', 'x_y']
+    >>> dedupe_columns(["a", ""] + list("cdefghijkl"))[1]  # zero-padded to the widest index, as DuckDB
+    'column01'
     """
     out: list[str] = []
     seen: set[str] = set()
+    width = len(str(max(len(names) - 1, 0)))
     for i, raw in enumerate(names):
         if isinstance(raw, tuple):  # pandas MultiIndex columns
             raw = "_".join(str(p) for p in raw if str(p).strip())
         name = "" if raw is None else str(raw)
         if not name.strip():
-            name = f"column{i}"
+            name = f"column{i:0{width}d}"
         # DuckDB compares identifiers case-insensitively, so "A" and "a" collide too.
         candidate, n = name, 0
         while candidate.lower() in seen:

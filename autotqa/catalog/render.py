@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from pathlib import PurePath
+from pathlib import Path, PurePath
 
 from autotqa.catalog.models import ColumnSchema, ForeignKey, TableSchema
 from autotqa.catalog.naming import quote_ident, sql_string
+from autotqa.catalog.sniff import display_stem
 from autotqa.catalog.stats import is_numeric, is_temporal
 
 #: Characters per token assumed by ``estimate_tokens``: typical for BPE tokenizers on schema text
@@ -83,9 +84,8 @@ def table_header(t: TableSchema) -> str:
     notes = []
     if t.source != "<dataframe>":
         # Only the file name: a full path would change the bytes between machines.
-        name = PurePath(t.source).name
-        notes.append(f"from {name}")
-        file_stem = name.split(".")[0]
+        notes.append(f"from {PurePath(t.source).name}")
+        file_stem = display_stem(Path(t.source))
     else:
         file_stem = ""
     if t.display_name.lower() != t.name and t.display_name != file_stem:
