@@ -1,11 +1,11 @@
 """The child process of the pandas sandbox. Run as a script (``python -I _sandbox_child.py``), never
 imported by user code; it imports nothing from autotqa so the start stays light.
 
-Protocol: the child imports pandas/pyarrow first (so a pre-started spare is warm), then reads from
-stdin an 8-byte big-endian header length, a JSON header ``{code, row_cap, cpu_s, memory_mb, tables:
-[{name, nbytes}]}`` and the tables as Arrow IPC streams; it sets its OS limits, installs an audit hook,
-runs the (already statically checked) code and writes ONE JSON object on its original stdout:
-``{ok, columns, rows, n_rows, error_type, error}``.
+Protocol (frames are an 8-byte big-endian length and JSON): the child imports pandas/pyarrow, reads
+a frame ``{tables: [{name, nbytes}]}`` and the tables as Arrow IPC streams, and writes ``R`` on stdout:
+a pre-started spare is now warm, tables included. Then it reads a frame ``{code, row_cap, cpu_s,
+memory_mb}``, sets its OS limits, installs an audit hook, runs the (already statically checked) code
+and writes ONE JSON object on its original stdout: ``{ok, columns, rows, n_rows, error_type, error}``.
 
 Limits, in the order they bite: RLIMIT_FSIZE=0 (no file bytes), RLIMIT_AS (address space), RLIMIT_CPU
 (SIGXCPU), and an audit hook that refuses file writes, reads outside the Python installation, processes,
@@ -197,20 +197,24 @@ def _warm_up() -> None:
     pa.Table.from_pandas(frame).to_pandas()
 
 
+def _read_frame(stdin: io.BufferedReader) -> dict:
+    size = int.from_bytes(stdin.read(8), "big")
+    return json.loads(stdin.read(size))
+
+
 def main() -> None:
     _warm_up()
-    sys.stdout.buffer.write(b"R")  # ready: the parent starts the wall clock now
-    sys.stdout.buffer.flush()
     stdin = sys.stdin.buffer
-    size = int.from_bytes(stdin.read(8), "big")
-    header = json.loads(stdin.read(size))
     tables = {}
-    for entry in header["tables"]:
+    for entry in _read_frame(stdin)["tables"]:
         with pa.ipc.open_stream(pa.py_buffer(stdin.read(entry["nbytes"]))) as reader:
             tables[entry["name"]] = reader.read_all().to_pandas()
+    sys.stdout.buffer.write(b"R")  # ready (pandas imported, tables loaded): the wall clock starts
+    sys.stdout.buffer.flush()
+    job = _read_frame(stdin)
     out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
-    _limit(header["memory_mb"], header["cpu_s"])
-    result = _run(header["code"], tables, header["row_cap"])
+    _limit(job["memory_mb"], job["cpu_s"])
+    result = _run(job["code"], tables, job["row_cap"])
     try:
         text = json.dumps(result, allow_nan=False)
     except (TypeError, ValueError) as exc:

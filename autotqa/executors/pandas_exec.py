@@ -5,8 +5,8 @@ a child (:mod:`._sandbox_child`) that runs under CPU-time, address-space and fil
 audit hook, and kills it when the wall-clock limit passes. Whatever the child does (escape attempt,
 segfault, memory blow-up, endless loop) comes back as an ExecutionResult with ``ok=False``.
 
-Starting Python and importing pandas costs about a second, so the executor keeps one spare child
-started in advance (``prestart``): the next call finds pandas already imported.
+Starting Python, importing pandas and decoding the tables costs a second or more, so the executor
+keeps one spare child started in advance (``prestart``): the next call finds all that done.
 
 >>> import pyarrow as pa
 >>> with PandasExecutor({"t": pa.table({"a": [1, 2, 3]})}) as ex:
@@ -17,10 +17,12 @@ started in advance (``prestart``): the next call finds pandas already imported.
 from __future__ import annotations
 
 import json
+import contextlib
 import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -60,18 +62,42 @@ def _ipc(table: Any) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-class _Child:
-    """One started sandbox process."""
+def _frame(obj: dict[str, Any]) -> bytes:
+    data = json.dumps(obj).encode()
+    return len(data).to_bytes(8, "big") + data
 
-    def __init__(self, python: str) -> None:
+
+class _Child:
+    """One started sandbox process, fed its tables by a background thread while it starts."""
+
+    def __init__(self, python: str, tables: bytes) -> None:
         self.proc = subprocess.Popen(
             [python, "-I", str(CHILD_SCRIPT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, env=_CHILD_ENV, cwd="/", start_new_session=True, close_fds=True)
+        self.ready = False
+        # A thread: the pipe holds 64 KiB, and the child reads only once pandas is imported.
+        self._feeder = threading.Thread(target=self._feed, args=(tables,), daemon=True,
+                                        name="autotqa-sandbox-feeder")
+        self._feeder.start()
+
+    def _feed(self, data: bytes) -> None:
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            pass  # the child died or was killed; run() reports it
 
     def wait_ready(self, timeout: float) -> bool:
-        """Wait for the child's ready byte (pandas imported); False if it died or took too long."""
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        return bool(ready) and self.proc.stdout.read(1) == b"R"
+        """Wait for the ready byte (pandas imported, tables loaded); False if it died or took too long."""
+        if not self.ready:
+            readable, _, _ = select.select([self.proc.stdout], [], [], timeout)
+            self.ready = bool(readable) and self.proc.stdout.read(1) == b"R"
+        return self.ready
+
+    def send(self, job: bytes, timeout: float) -> tuple[bytes, bytes]:
+        """Send the job, wait for the reply; raises subprocess.TimeoutExpired past ``timeout``."""
+        self._feeder.join()
+        return self.proc.communicate(input=job, timeout=timeout)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -80,14 +106,16 @@ class _Child:
         if self.alive():
             self.proc.kill()
         self.proc.communicate()
+        self._feeder.join()
 
 
 class PandasExecutor:
     """Runs pandas code against the tables in a sandboxed child process.
 
     ``tables_provider`` maps table names to Arrow tables (or DataFrames), or is a callable returning
-    that mapping; it is called once, on first use, and the encoded tables are reused (the catalog is
-    frozen). Code sees ``tables`` (a dict of DataFrames), each table as a variable by its name, ``pd``
+    that mapping; it is called once and the encoded tables are reused (the catalog is frozen). With
+    ``prestart`` a spare child is started at once and after every call: it imports pandas and decodes
+    the tables while the caller does other work (an LLM turn), so a call costs only the code's run. Code sees ``tables`` (a dict of DataFrames), each table as a variable by its name, ``pd``
     and ``np``; its last expression, or else a variable ``result``, is the result.
     """
 
@@ -97,10 +125,10 @@ class PandasExecutor:
                  prestart: bool = True, python: str = sys.executable) -> None:
         self.config = config or ExecutorConfig()
         self._provider = tables_provider
-        self._payload: tuple[list[dict[str, Any]], bytes] | None = None
+        self._payload: bytes | None = None
         self._prestart = prestart
         self._python = python
-        self._spare: _Child | None = _Child(python) if prestart else None
+        self._spare: _Child | None = _Child(python, self._tables()) if prestart else None
 
     @classmethod
     def from_catalog(cls, catalog: Catalog, config: ExecutorConfig | None = None,
@@ -114,7 +142,8 @@ class PandasExecutor:
         self.close()
 
     def __del__(self) -> None:
-        self.close()
+        with contextlib.suppress(Exception):  # at interpreter exit, modules may already be gone
+            self.close()
 
     def close(self) -> None:
         """Stop the spare child, if any."""
@@ -137,7 +166,8 @@ class PandasExecutor:
         result.code = code
         return result
 
-    def _tables(self) -> tuple[list[dict[str, Any]], bytes]:
+    def _tables(self) -> bytes:
+        """The tables frame and Arrow IPC streams, encoded once (the catalog is frozen)."""
         if self._payload is None:
             provided = self._provider() if callable(self._provider) else self._provider
             entries, blobs = [], []
@@ -145,43 +175,38 @@ class PandasExecutor:
                 blob = _ipc(table)
                 entries.append({"name": name, "nbytes": len(blob)})
                 blobs.append(blob)
-            self._payload = entries, b"".join(blobs)
+            self._payload = _frame({"tables": entries}) + b"".join(blobs)
         return self._payload
 
     def _take_child(self) -> _Child:
         child, self._spare = self._spare, None
         if child is None or not child.alive():
-            child = _Child(self._python)
+            child = _Child(self._python, self._tables())
         return child
 
     def _run_in_child(self, code: str) -> ExecutionResult:
         cfg = self.config
-        entries, blob = self._tables()
-        header = json.dumps({"code": code, "row_cap": cfg.row_cap, "cpu_s": cfg.pandas_cpu_s,
-                             "memory_mb": cfg.pandas_memory_mb, "tables": entries}).encode()
+        job = _frame({"code": code, "row_cap": cfg.row_cap, "cpu_s": cfg.pandas_cpu_s,
+                      "memory_mb": cfg.pandas_memory_mb})
         child = self._take_child()
-        timed_out = False
         try:
             if not child.wait_ready(STARTUP_GRACE_S):
                 child.kill()
-                return ExecutionResult.failure("pandas", code, "crashed", "the sandbox did not start")
-            out, err = child.proc.communicate(len(header).to_bytes(8, "big") + header + blob,
-                                              timeout=cfg.pandas_timeout_s)
+                return self._decode(code, child.proc.returncode, b"", b"", started=False)
+            out, err = child.send(job, timeout=cfg.pandas_timeout_s)
         except subprocess.TimeoutExpired:
-            timed_out = True
             child.kill()
-            out, err = b"", b""
-        except BrokenPipeError:  # the child died before reading its input
-            out, err = child.proc.communicate()
-        finally:
-            if self._prestart:
-                self._spare = _Child(self._python)
-        if timed_out:
             return ExecutionResult.failure("pandas", code, "timeout",
                                            f"stopped after {cfg.pandas_timeout_s:g} s (wall-clock limit)")
+        finally:
+            if self._prestart:
+                self._spare = _Child(self._python, self._tables())
         return self._decode(code, child.proc.returncode, out, err)
 
-    def _decode(self, code: str, returncode: int, out: bytes, err: bytes) -> ExecutionResult:
+    def _decode(self, code: str, returncode: int, out: bytes, err: bytes, *,
+                started: bool = True) -> ExecutionResult:
+        if not started and returncode == 0:
+            return ExecutionResult.failure("pandas", code, "crashed", "the sandbox did not start in time")
         if returncode != 0 or not out:
             kind, message = "crashed", f"the process exited with status {returncode}"
             if returncode < 0:
