@@ -115,6 +115,17 @@ def test_json_schema_refused_falls_back_to_json_object_once() -> None:
     assert types == ["json_schema", "json_object", "json_object"]
 
 
+def test_missing_model_list_means_openai_dialect() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/models"):
+            return httpx.Response(404, json={"error": "not found"})
+        return httpx.Response(200, json=_completion('{"table": "t", "rows": 1}'))
+
+    eng = OpenAIEngine("http://gw/v1", model="m", transport=httpx.MockTransport(handler))
+    assert run(eng.generate(_req(output_model=Answer))).text == '{"table": "t", "rows": 1}'
+    assert eng.flavor == "openai"
+
+
 def test_retries_5xx_with_backoff_then_succeeds() -> None:
     rec = Recorder([(503, {"error": "busy"}), (502, {"error": "gateway"}), (200, _completion())])
     r = run(_engine(rec, model="m", server_flavor="openai", max_retries=3).generate(_req()))

@@ -95,6 +95,9 @@ class LlamaCppEngine(Engine):
                 resolved = ResolvedModel(source="path", path=Path(llm.model_path))
             else:
                 llm = llama_cpp.Llama(model_path=str(resolved.path), **kwargs)
+        except ImportError as exc:  # from_pretrained needs huggingface-hub
+            raise EngineError(f"cannot download {resolved.display}: {exc}",
+                              hint="pip install huggingface-hub, or pass a local .gguf path") from exc
         except (ValueError, RuntimeError, OSError) as exc:
             raise EngineError(f"llama.cpp could not load the model {resolved.display}: {exc}") from exc
         prefix_dir = Path(cfg.prefix_cache_dir) if cfg.prefix_cache_dir else default_cache_dir() / "prefix-kv"
@@ -266,7 +269,10 @@ class LlamaCppEngine(Engine):
         queued_at = time.perf_counter()
 
         def put(item: Any) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the consumer's loop is closed: nobody listens, keep decoding state
+                cancel.set()
 
         def job() -> None:
             t0 = time.perf_counter()
@@ -281,8 +287,9 @@ class LlamaCppEngine(Engine):
                 result.timings.queued_s = t0 - queued_at
                 put(StreamChunk(result=result))
             except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
-                self.llm.reset()  # the context may be half-written: trust nothing live
-                self._live_session, self._live_dirty = None, False
+                if not isinstance(exc, EngineError):  # (ours are raised before the state changes)
+                    self.llm.reset()  # the context may be half-written: trust nothing live
+                    self._live_session, self._live_dirty = None, False
                 put(exc)
             finally:
                 put(_DONE)
@@ -308,7 +315,7 @@ class LlamaCppEngine(Engine):
         self._pool.submit(forget)
 
     async def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        await asyncio.to_thread(self._pool.shutdown, True)  # let a running decode finish first
         close = getattr(self.llm, "close", None)
         if close is not None:
             close()

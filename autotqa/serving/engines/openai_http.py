@@ -185,7 +185,15 @@ class OpenAIEngine(Engine):
         """Learn the model name and server flavor from ``/v1/models`` (once)."""
         if self._probed or (self.model and self.flavor != "auto"):
             return
-        resp = await self._send("GET", "/models")
+        try:
+            resp = await self._send("GET", "/models")
+        except EngineError as err:
+            if self.model and 400 <= getattr(err, "status_code", 0) < 500:
+                # No model list (some gateways): assume OpenAI's dialect; a json_schema refusal
+                # still falls back to json_object below.
+                self.flavor, self._probed = "openai", True
+                return
+            raise
         data = resp.json().get("data") or []
         if not self.model:
             if not data:
