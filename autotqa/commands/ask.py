@@ -11,6 +11,7 @@ no supported answer was found or on an error, 2 usage error.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -18,6 +19,7 @@ from rich.console import Console
 
 from ..answer import Answer
 from ..cli import app, fail, handle_errors
+from ..errors import ConfigError
 
 
 def answer_json(answer: Answer) -> str:
@@ -25,11 +27,21 @@ def answer_json(answer: Answer) -> str:
     return json.dumps(answer.model_dump(mode="json"), ensure_ascii=False, default=str)
 
 
-def print_answer(answer: Answer, console: Console) -> None:
+def print_answer(answer: Answer, console: Console, max_rows: int = 20) -> None:
     """Human output: the answer, its values, the SQL and the time taken (the CLI's rich view)."""
     from ..ui.render import render_answer
 
-    console.print(render_answer(answer))
+    console.print(render_answer(answer, max_rows=max_rows))
+
+
+def write_trace(answer: Answer, path: Path) -> None:
+    """The blackboard as a JSON list of entries (``Blackboard.from_json`` reads it back)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(answer.trace, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the trace to {path}: {exc.strerror or exc}",
+                          hint="choose a writable --trace path") from None
 
 
 def answered(answer: Answer) -> bool:
@@ -46,6 +58,11 @@ def ask_cmd(
     engine: str | None = typer.Option(None, "--engine", help="local (default), openai or vllm."),
     model: str | None = typer.Option(None, "--model", help="GGUF path / model id for the engine."),
     base_url: str | None = typer.Option(None, "--base-url", help="Server URL for openai/vllm."),
+    max_rounds: int | None = typer.Option(None, "--max-rounds", min=1,
+                                          help="Critic rounds before the best supported result is returned."),
+    trace: Path | None = typer.Option(None, "--trace", metavar="FILE", dir_okay=False,
+                                      help="Also write the blackboard trace (JSON) to FILE."),
+    max_rows: int = typer.Option(20, "--max-rows", min=1, help="Result rows shown (not with --json)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
     """Answer one question about the given tables."""
@@ -56,10 +73,14 @@ def ask_cmd(
     if not question.strip():
         raise fail("the question is empty", code=2)
     from ..api import Session
-    from ..settings import load_config
+    from ..settings import FlagError, load_config
     from ..ui.engine import engine_from_config
 
-    config = load_config({"engine.kind": engine, "engine.model": model, "engine.base_url": base_url})
+    try:
+        config = load_config({"engine.kind": engine, "engine.model": model, "engine.base_url": base_url,
+                              "agents.max_rounds": max_rounds})
+    except FlagError as exc:  # a bad flag value is a usage error
+        raise fail(exc.message, exc.hint, code=2) from None
     console = Console(stderr=as_json)
     view: Any = None
     if verbose and not as_json:
@@ -73,9 +94,11 @@ def ask_cmd(
                 answer = session.ask(question)
         else:
             answer = session.ask(question)
+    if trace is not None:
+        write_trace(answer, trace)
     if as_json:
         print(answer_json(answer))
     else:
-        print_answer(answer, console)
+        print_answer(answer, console, max_rows)
     if not answered(answer):
         raise typer.Exit(1)
