@@ -211,8 +211,8 @@ class Orchestrator:
                 return False
             repairs += 1
             self._check_budget(run)
-            code = await self._agent(run, "engineer", step.id,
-                                     self.engineer.write(run.ctx, step, final=final, mode="repair"))
+            code = await self._agent(run, "engineer", step.id, self.engineer.write(
+                run.ctx, step, final=final, mode="repair", error=f"{result.error_type}: {result.error}"))
 
     # -- bookkeeping ------------------------------------------------------------------------------
 

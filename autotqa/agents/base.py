@@ -76,11 +76,11 @@ class RunContext:
 
     def request(self, agent: str, tail: str, *, output_model: type[BaseModel] | None = None,
                 stop: Sequence[str] = (), max_tokens: int = 128, step_id: str = "",
-                depends_on: Sequence[str] = (), priority: int = 0) -> GenerationRequest:
+                depends_on: Sequence[str] = (), priority: int = 0, temperature: float = 0.0) -> GenerationRequest:
         return GenerationRequest(
             agent=agent, step_id=step_id or f"r{self.round}", depends_on=list(depends_on),
             segments=self.segments(tail), output_model=output_model, stop=list(stop),
-            max_tokens=max_tokens, priority=priority, temperature=0.0)
+            max_tokens=max_tokens, priority=priority, temperature=temperature)
 
     def _observe(self, results: Sequence[GenerationResult]) -> None:
         if self.on_call is not None:

@@ -7,20 +7,21 @@ the block is complete, so execution starts without waiting for trailing prose.
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Mapping, Sequence
 
 from ..executors.base import Language
 from ..serving.types import GenerationRequest
 from .base import RunContext, render_prompt
-from .planner import Step, tables_in
+from .linking import join_hints, link_tables
+from .planner import Step
 
 #: Stop at the closing fence. The opening fence is the first thing in the reply, so it has no newline
 #: before it and does not trigger the stop.
 CODE_STOP = "\n```"
 _LANG_TAG = re.compile(r"^[ \t]*(?:sql|duckdb|postgresql|sqlite|python3?|py|pandas)?[ \t]*\n?", re.I)
 MAX_CODE_TOKENS = 240
+REPAIR_TEMPERATURE = 0.5
 _SQL_START = re.compile(r"^\s*(WITH|SELECT|FROM)\b", re.I | re.M)
 
 
@@ -46,39 +47,27 @@ def extract_code(text: str, language: Language) -> str:
     return ""
 
 
-def join_hints(tables: Sequence[str], columns: Mapping[str, Sequence[str]]) -> list[str]:
-    """Key columns two tables share by name (``*_id``/``id``-like only: ``name`` joins are wrong).
-
-    >>> join_hints(["orders", "customers"], {"orders": ["order_id", "customer_id"],
-    ...                                      "customers": ["customer_id", "name"]})
-    ['orders.customer_id = customers.customer_id']
-    """
-    hints = []
-    for a, b in itertools.combinations(tables, 2):
-        shared = [c for c in columns.get(a, ()) if c in set(columns.get(b, ()))]
-        for col in shared:
-            low = col.lower()
-            if low == "id" or low.endswith(("_id", "id", "_key", "_code")):
-                hints.append(f"{a}.{col} = {b}.{col}")
-    return hints
-
-
 class EngineerAgent:
     role = "engineer"
 
     def __init__(self, columns: Mapping[str, Sequence[str]]) -> None:
         self.columns = columns
 
-    def _request(self, ctx: RunContext, step: Step, *, final: bool, mode: str) -> GenerationRequest:
-        # The final step is phrased as "answer the QUESTION": a small model follows the tail closely,
-        # and a planner's paraphrase of the goal is a worse guide than the question itself.
-        tables = list(dict.fromkeys([*step.tables, *tables_in(ctx.question, self.columns)]))
+    def _request(self, ctx: RunContext, step: Step, *, final: bool, mode: str,
+                 error: str = "") -> GenerationRequest:
+        # The final step is phrased as "answer the QUESTION" and uses the tables linked from the
+        # question itself: a small model follows the tail closely, and the Planner's paraphrase and
+        # table list are worse guides than the question.
+        linked = link_tables(ctx.question, self.columns) if final else []
+        tables = linked or step.tables
         tail = render_prompt(
             "engineer", step_id=step.id, goal=step.goal, final=final, question=ctx.question,
             tables=tables, joins=join_hints(tables, self.columns), language=step.language,
-            repair=mode == "repair", revise=mode == "revise")
+            repair=mode == "repair", revise=mode == "revise", error=error)
+        # Greedy decoding repeats the same failing code for a near-identical prompt: repairs sample.
         return ctx.request("engineer", tail, stop=[CODE_STOP], max_tokens=MAX_CODE_TOKENS,
-                           step_id=f"{step.id}:{mode}", depends_on=step.after, priority=0)
+                           step_id=f"{step.id}:{mode}", depends_on=step.after, priority=0,
+                           temperature=REPAIR_TEMPERATURE if mode == "repair" else 0.0)
 
     def _post(self, ctx: RunContext, step: Step, text: str, mode: str) -> str:
         code = extract_code(text, step.language)
@@ -90,10 +79,11 @@ class EngineerAgent:
                           round=ctx.round, step=step.id, data={"raw": text[:500]})
         return code
 
-    async def write(self, ctx: RunContext, step: Step, *, final: bool, mode: str = "write") -> str:
-        """Write (mode ``write``), repair after an error (``repair``) or rewrite after a critique
+    async def write(self, ctx: RunContext, step: Step, *, final: bool, mode: str = "write",
+                    error: str = "") -> str:
+        """Write (mode ``write``), repair after ``error`` (``repair``) or rewrite after a critique
         (``revise``). Returns the code, or "" when the reply held none (recorded as an error)."""
-        result = await ctx.generate(self._request(ctx, step, final=final, mode=mode))
+        result = await ctx.generate(self._request(ctx, step, final=final, mode=mode, error=error))
         return self._post(ctx, step, result.text, mode)
 
     async def write_many(self, ctx: RunContext, steps: Sequence[Step], final_id: str) -> list[str]:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from ..errors import OutputParseError
 from .base import RunContext, render_prompt
-from .user import _stem, content_words
+from .linking import link_tables
 
 
 class PlanStep(BaseModel):
@@ -52,13 +52,6 @@ class Step(BaseModel):
         return "".join(parts)
 
 
-def tables_in(question: str, columns: Mapping[str, Sequence[str]]) -> list[str]:
-    """Tables whose name (or a column name) the question mentions, in catalog order."""
-    words = set(content_words(question))
-    hits = [t for t in columns if _stem(t) in words or any(_stem(p) in words for p in t.split("_"))]
-    return hits
-
-
 def validate_plan(plan: Plan, columns: Mapping[str, Sequence[str]], languages: Sequence[str]) -> list[Step]:
     """Keep only what exists; dependencies must point to earlier steps.
 
@@ -91,7 +84,7 @@ class PlannerAgent:
         self.languages = tuple(languages)
 
     def fallback(self, question: str) -> list[Step]:
-        return [Step(id="s1", goal="answer the question", tables=tables_in(question, self.columns))]
+        return [Step(id="s1", goal="answer the question", tables=link_tables(question, self.columns))]
 
     async def run(self, ctx: RunContext, *, replan: bool = False) -> list[Step]:
         req = ctx.request("planner", render_prompt("planner", replan=replan), output_model=Plan,

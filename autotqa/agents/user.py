@@ -15,15 +15,12 @@ from pydantic import BaseModel, Field
 
 from ..errors import OutputParseError
 from .base import RunContext, render_prompt
+from .linking import content_words, stem
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 _REFERRING = frozenset(
     "it its they them their those these that this he she his her same also too instead previous "
     "above earlier again".split())
-_STOP = frozenset(
-    "the and for with what which who whom how many much are was were has have had did does from "
-    "that this there their per each all any most least more less than into over under between "
-    "give show list tell find number total average sum count top".split())
 
 
 class Reformulation(BaseModel):
@@ -34,26 +31,13 @@ class Reformulation(BaseModel):
     missing: str = Field(default="", max_length=120)
 
 
-def _stem(word: str) -> str:
-    w = word.lower()
-    if len(w) > 4 and w.endswith("ies"):
-        return w[:-3] + "y"
-    if len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
-        return w[:-1]
-    return w
-
-
 def schema_vocabulary(columns: Mapping[str, Sequence[str]]) -> frozenset[str]:
     """Stems of table and column names (split on ``_``): the words a relevant question uses."""
     vocab: set[str] = set()
     for table, cols in columns.items():
         for name in (table, *cols):
-            vocab.update(_stem(part) for part in re.split(r"[_\W]+", name) if len(part) >= 3)
+            vocab.update(stem(part) for part in re.split(r"[_\W]+", name) if len(part) >= 3)
     return frozenset(vocab)
-
-
-def content_words(text: str) -> list[str]:
-    return [_stem(w) for w in _WORD.findall(text) if len(w) >= 3 and w.lower() not in _STOP]
 
 
 def refers_back(text: str) -> bool:
