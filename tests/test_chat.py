@@ -140,3 +140,18 @@ def test_ctrl_c_cancels_the_running_question_only(make_chat, tmp_path: Path) -> 
     # The cancelled run consumed only the slow reply: the next question gets the scripted ones.
     assert [a.values for a in repl.answers] == [[80]]
     assert repl.session.history == [("How many customers are there?", "There are 80 customers.")]
+
+
+def test_plain_reader_echoes_piped_lines_and_signals_end() -> None:
+    out = io.StringIO()
+    reader = PlainLineReader(io.StringIO("first\r\nsecond"), out)
+    assert [reader.read("> "), reader.read("> ")] == ["first", "second"]
+    with pytest.raises(EOFError):
+        reader.read("> ")
+    assert out.getvalue() == "> first\n> second\n> \n"
+
+
+def test_reader_choice_follows_the_terminal(tmp_path: Path) -> None:
+    from autotqa.ui.lineinput import make_reader
+
+    assert isinstance(make_reader(tmp_path / "history", stdin=io.StringIO("")), PlainLineReader)

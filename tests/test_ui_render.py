@@ -87,6 +87,7 @@ def test_progress_view_lines() -> None:
               CodeWritten(round=1, step="s1", language="sql", code="SELECT\n  count(*)\nFROM orders"),
               StepResult(round=1, step="s1", ok=False, preview="", error="Binder Error: no column x"),
               ModelMistake(round=1, agent="planner", message="no JSON"),
+              ModelMistake(round=1, agent="system", message="budget spent (900 tokens, 180.2 s)"),
               VerdictGiven(round=1, step="s1", verdict="revise", note="wrong table")]
     with console.capture() as cap:
         for e in events:
@@ -99,6 +100,7 @@ def test_progress_view_lines() -> None:
         "  engineer  s1 SQL: SELECT count(*) FROM orders",
         "  executor  s1 failed: Binder Error: no column x",
         "  planner   unusable reply: no JSON",
+        "  system    budget spent (900 tokens, 180.2 s)",
         "  critic    revise: wrong table",
     ]
     verbose = ProgressView(console, verbose=True, spinner=False)

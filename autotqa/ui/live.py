@@ -129,7 +129,9 @@ class ProgressView:
             self._line("executor", f"{event.step} failed: {_one_line(message, 200)}", style="red")
 
     def _on_mistake(self, event: Any) -> None:
-        self._line(event.agent, f"unusable reply: {_one_line(event.message, 200)}", style="yellow")
+        # "system" entries are the loop's own notes (budget spent), not a model's bad reply.
+        prefix = "" if event.agent == "system" else "unusable reply: "
+        self._line(event.agent, f"{prefix}{_one_line(event.message, 200)}", style="yellow")
 
     def _on_verdict(self, event: Any) -> None:
         note = f": {event.note}" if event.note else ""
