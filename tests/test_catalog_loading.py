@@ -153,17 +153,19 @@ def test_unsupported_extension(tmp_path: Path) -> None:
     assert ".csv" in (err.value.hint or "")
 
 
-def test_unreadable_file(tmp_path: Path) -> None:
-    import os
+def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     src = write(tmp_path / "secret.csv", "a\n1\n")
-    src.chmod(0)
-    try:
-        if os.access(src, os.R_OK):
-            pytest.skip("running as root: permissions are not enforced")
-        with pytest.raises(DataLoadError, match="cannot be read"):
-            Catalog.from_sources([src])
-    finally:
-        src.chmod(0o600)
+    real_open = Path.open
+
+    def denied(self: Path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if self == src:  # chmod 0 does not stop root, so permission is refused here instead
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", denied)
+    with pytest.raises(DataLoadError, match="cannot be read \\(Permission denied\\)") as err:
+        Catalog.from_sources([src])
+    assert err.value.hint == "check the file's permissions"
 
 
 def test_corrupt_parquet(tmp_path: Path) -> None:
@@ -355,3 +357,9 @@ def test_headerless_numeric_csv_keeps_generated_names(tmp_path: Path) -> None:
     cat = Catalog.from_sources([write(tmp_path / "nums.csv", "1,2.5\n3,4.5\n")])
     assert cat.columns_by_table() == {"nums": ["column0", "column1"]}
     assert cat.tables["nums"].n_rows == 2
+
+
+def test_single_column_whose_name_holds_a_comma(tmp_path: Path) -> None:
+    cat = Catalog.from_sources([write(tmp_path / "one.csv", '"last, first"\n"Silva, Ana"\n"Chen, Bo"\n')])
+    assert cat.columns_by_table() == {"one": ["last, first"]}
+    assert rows(cat, "one", 'ORDER BY "last, first"') == [("Chen, Bo",), ("Silva, Ana",)]

@@ -112,6 +112,7 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, head: bytes, table: st
     last: duckdb.Error | None = None
     unsplit: list[Any] | None = None
     for enc in dict.fromkeys([encoding, "latin-1"]):
+        wrong_encoding = False
         for opts in attempts:
             named = "".join(f", {k} = ?" for k in opts)
             params = [str(path), enc, *opts.values()]
@@ -121,7 +122,8 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, head: bytes, table: st
             except duckdb.Error as e:
                 last = e
                 if "unicode" in str(e).lower() and enc != "latin-1":
-                    break  # wrong encoding: no option helps, go to latin-1
+                    wrong_encoding = True
+                    break  # no option helps: go to latin-1
                 continue
             if _missed_header(con, table):
                 con.execute(f"DROP TABLE {quote_ident(table)}")
@@ -133,6 +135,8 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, head: bytes, table: st
                 return table
             con.execute(f"DROP TABLE {quote_ident(table)}")
             unsplit = unsplit or [select, params]
+        if not wrong_encoding:
+            break
     if unsplit is not None:
         _create_from(con, table, *unsplit)
         return table
