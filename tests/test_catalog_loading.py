@@ -363,3 +363,13 @@ def test_single_column_whose_name_holds_a_comma(tmp_path: Path) -> None:
     cat = Catalog.from_sources([write(tmp_path / "one.csv", '"last, first"\n"Silva, Ana"\n"Chen, Bo"\n')])
     assert cat.columns_by_table() == {"one": ["last, first"]}
     assert rows(cat, "one", 'ORDER BY "last, first"') == [("Chen, Bo",), ("Silva, Ana",)]
+
+
+def test_sqlite_text_that_is_not_utf8_is_kept_leniently(tmp_path: Path) -> None:
+    db = tmp_path / "latin.sqlite"
+    with sqlite3.connect(db) as src:
+        src.execute("CREATE TABLE t (x TEXT)")
+        src.execute("INSERT INTO t VALUES (CAST(x'4a6fe9' AS TEXT)), ('ok')")  # 'Jo' + latin-1 é
+    src.close()
+    cat = Catalog.from_sources([db])
+    assert rows(cat, "t", "ORDER BY x") == [("Jo\ufffd",), ("ok",)]
