@@ -84,7 +84,7 @@ class Orchestrator:
         self.user = UserAgent(cols)
         self.planner = PlannerAgent(cols, self.executor.languages)
         self.engineer = EngineerAgent(cols)
-        self.critic = CriticAgent()
+        self.critic = CriticAgent(cols)
 
     async def warm(self) -> GenerationResult:
         """Prefill header + schema as soon as the session opens, before the first question."""
@@ -180,8 +180,10 @@ class Orchestrator:
             ready = [s for s in pending if all(a in done for a in s.after)] or pending[:1]
             self._check_budget(run)
             if mode == "revise":
-                codes = [await self._agent(run, "engineer", ready[0].id,
-                                           self.engineer.write(run.ctx, ready[0], final=True, mode="revise"))]
+                critique = run.ctx.board.last("critique")
+                note = critique.content if critique is not None else ""
+                codes = [await self._agent(run, "engineer", ready[0].id, self.engineer.write(
+                    run.ctx, ready[0], final=True, mode="revise", error=note))]
             else:
                 label = ",".join(s.id for s in ready)
                 codes = await self._agent(run, "engineer", label,

@@ -139,7 +139,9 @@ def test_sql_error_is_repaired(workspace):
                         ("code", "engineer"), ("result", "executor"), ("answer", "critic")]
     repair = calls(eng)[2]
     assert repair.step_id == "s1:repair" and "failed" in repair.segments.tail
-    assert "order_table" in repair.segments.transcript  # the error was fed back
+    assert "order_table" in repair.segments.transcript  # the error was fed back, on the board
+    assert "order_table" in repair.segments.tail.split("\n")[1]  # and right before the reply
+    assert (repair.temperature, calls(eng)[1].temperature) == (0.5, 0.0)
     assert ans.values == [3] and ans.verified
 
 
@@ -248,7 +250,7 @@ def test_independent_steps_are_forked_and_final_step_answers(workspace):
     assert [r.step_id for r in eng_calls] == ["s1:write", "s2:write", "s3:write"]
     assert eng_calls[0].segments == eng_calls[1].segments.model_copy(update={"tail": eng_calls[0].segments.tail})
     assert eng_calls[2].depends_on == ["s1", "s2"]
-    assert "orders.customer_id = customers.customer_id" in eng_calls[2].segments.tail
+    assert "Join on: orders JOIN customers USING (customer_id)." in eng_calls[2].segments.tail
     assert [p.step_id for p in ans.provenance] == ["s1", "s2", "s3"] and ans.values == [1.0]
 
 

@@ -8,6 +8,8 @@ answer values themselves are taken from the rows (``values.py``).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -16,7 +18,10 @@ from ..errors import OutputParseError
 from ..executors.base import ExecutionResult
 from .base import RunContext, render_prompt
 from .planner import Step
+from .linking import key_like, stem
 from .values import expects_single_value
+
+_WHICH = re.compile(r"^\s*(which|who|what)\b", re.I)
 
 VerdictKind = Literal["accept", "revise", "replan"]
 
@@ -26,7 +31,26 @@ class Verdict(BaseModel):
     note: str = Field(max_length=110)
 
 
-def check_result(question: str, result: ExecutionResult) -> Verdict | None:
+def _ids_instead_of_names(question: str, result: ExecutionResult,
+                          columns: Mapping[str, Sequence[str]]) -> str | None:
+    """"Which customer ..." answered with ``customer_id`` only: name the column to select instead."""
+    if not _WHICH.search(question) or not result.rows:
+        return None
+    if any(isinstance(v, str) for v in result.rows[0]):
+        return None
+    for col in result.columns:
+        if not key_like(col) or col.lower() == "id":
+            continue
+        entity = stem(col.lower().removesuffix("_id"))
+        for table, cols in columns.items():
+            label = next((c for c in cols if "name" in c.lower() or "title" in c.lower()), None)
+            if stem(table) == entity and label:
+                return f"the question asks which {entity}: select {table}.{label}, not {col}"
+    return None
+
+
+def check_result(question: str, result: ExecutionResult,
+                 columns: Mapping[str, Sequence[str]] | None = None) -> Verdict | None:
     """A verdict that needs no model, or None when the result looks like an answer.
 
     >>> r = ExecutionResult(ok=True, columns=["n"], rows=[], n_rows=0)
@@ -43,18 +67,24 @@ def check_result(question: str, result: ExecutionResult) -> Verdict | None:
     if expects_single_value(question) and result.n_rows > 1:
         return Verdict(verdict="revise", note=f"the question asks for one value but the result has "
                                               f"{result.n_rows} rows; aggregate to a single row")
+    note = _ids_instead_of_names(question, result, columns or {})
+    if note:
+        return Verdict(verdict="revise", note=note)
     return None
 
 
 class CriticAgent:
     role = "critic"
 
+    def __init__(self, columns: Mapping[str, Sequence[str]] | None = None) -> None:
+        self.columns = columns or {}
+
     async def run(self, ctx: RunContext, step: Step, result: ExecutionResult, *,
                   use_model: bool = True) -> Verdict:
         """Judge the final step's result. Posts a critique for revise/replan; accept posts nothing
         (the orchestrator posts the answer). ``use_model=False`` (budget spent) accepts what passes
         the deterministic checks without a call."""
-        verdict = check_result(ctx.question, result)
+        verdict = check_result(ctx.question, result, self.columns)
         if verdict is not None:
             self._post(ctx, step, verdict, deterministic=True)
             return verdict

@@ -8,6 +8,9 @@ the block is complete, so execution starts without waiting for trailing prose.
 from __future__ import annotations
 
 import re
+
+import sqlglot
+from sqlglot import exp
 from collections.abc import Mapping, Sequence
 
 from ..executors.base import Language
@@ -23,6 +26,32 @@ _LANG_TAG = re.compile(r"^[ \t]*(?:sql|duckdb|postgresql|sqlite|python3?|py|pand
 MAX_CODE_TOKENS = 240
 REPAIR_TEMPERATURE = 0.5
 _SQL_START = re.compile(r"^\s*(WITH|SELECT|FROM)\b", re.I | re.M)
+
+
+def using_joins(sql: str) -> str:
+    """Rewrite ``JOIN t ON a.k = t.k`` (same column name) as ``JOIN t USING (k)``.
+
+    Same rows for an equi-join on equal names, but the key becomes one column, so the unqualified
+    ``k`` a small model writes in SELECT/GROUP BY is no longer ambiguous. Unparsable or unaffected
+    SQL is returned unchanged (the executor reports the real error).
+
+    >>> using_joins("SELECT customer_id, count(*) FROM c JOIN o ON c.customer_id = o.customer_id GROUP BY customer_id")
+    'SELECT customer_id, COUNT(*) FROM c JOIN o USING (customer_id) GROUP BY customer_id'
+    """
+    try:
+        tree = sqlglot.parse_one(sql, read="duckdb")
+    except sqlglot.errors.SqlglotError:
+        return sql
+    changed = False
+    for join in tree.find_all(exp.Join):
+        on = join.args.get("on")
+        if (isinstance(on, exp.EQ) and isinstance(on.this, exp.Column) and isinstance(on.expression, exp.Column)
+                and on.this.name == on.expression.name and on.this.table and on.expression.table
+                and on.this.table != on.expression.table and not join.args.get("using")):
+            join.set("on", None)
+            join.set("using", [exp.to_identifier(on.this.name)])
+            changed = True
+    return tree.sql(dialect="duckdb") if changed else sql
 
 
 def extract_code(text: str, language: Language) -> str:
@@ -71,6 +100,8 @@ class EngineerAgent:
 
     def _post(self, ctx: RunContext, step: Step, text: str, mode: str) -> str:
         code = extract_code(text, step.language)
+        if code and step.language == "sql":
+            code = using_joins(code)
         if code:
             ctx.board.add("code", "engineer", code, round=ctx.round, step=step.id,
                           data={"language": step.language, "mode": mode})

@@ -13,7 +13,7 @@ when two named tables only meet through a third.
 >>> link_tables("What is the total quantity sold?", cols)
 ['order_items']
 >>> join_hints(["orders", "customers"], cols)
-['orders.customer_id = customers.customer_id']
+['orders JOIN customers USING (customer_id)']
 """
 
 from __future__ import annotations
@@ -61,11 +61,14 @@ def key_like(column: str) -> bool:
 
 
 def join_hints(tables: Sequence[str], columns: Mapping[str, Sequence[str]]) -> list[str]:
-    """Key columns two tables share by name (``*_id``-like only: a shared ``name`` is no join)."""
+    """Key columns two tables share by name (``*_id``-like only: a shared ``name`` is no join).
+
+    Written as ``USING``: the joined key is then one column, so an unqualified ``customer_id`` in
+    the SELECT is not ambiguous — the mistake a small model makes most often after a join."""
     hints = []
     for a, b in itertools.combinations(tables, 2):
         other = set(columns.get(b, ()))
-        hints += [f"{a}.{c} = {b}.{c}" for c in columns.get(a, ()) if c in other and key_like(c)]
+        hints += [f"{a} JOIN {b} USING ({c})" for c in columns.get(a, ()) if c in other and key_like(c)]
     return hints
 
 
