@@ -87,14 +87,11 @@ class Catalog:
         if self._frozen:
             raise DataLoadError(f"cannot load {_describe(source)}: the catalog is frozen",
                                 hint="load every source before freeze() / from_sources() returns")
-        before = set(self.tables)
-        created: list[tuple[str, str]] = []
-        taken: set[str] = set(self.tables)
+        created: list[str] = []
 
         def new_name(display: str) -> str:
-            safe = safe_table_name(display, taken)
-            taken.add(safe)
-            created.append((safe, display))
+            safe = safe_table_name(display, [*self.tables, *created])
+            created.append(safe)
             return safe
 
         try:
@@ -110,9 +107,8 @@ class Catalog:
                 raise DataLoadError(f"cannot load a {type(source).__name__}",
                                     hint="pass a file or folder path, a DataFrame, or a dict of DataFrames")
         except BaseException:
-            for safe, _ in created:
-                if safe not in before:
-                    self.con.execute(f"DROP TABLE IF EXISTS {quote_ident(safe)}")
+            for safe in created:
+                self.con.execute(f"DROP TABLE IF EXISTS {quote_ident(safe)}")
             raise
         for safe, display, origin in loaded:
             self.tables[safe] = self._describe_table(safe, display, origin)
