@@ -1,0 +1,131 @@
+"""The deterministic parts of the agents: code extraction, linking, checks, values, prompts."""
+
+from __future__ import annotations
+
+import jinja2
+import pytest
+
+from autotqa.agents.base import common_header, render_prompt
+from autotqa.agents.critic import check_result
+from autotqa.agents.engineer import extract_code, using_joins
+from autotqa.agents.linking import join_hints, link_tables, mentioned_tables
+from autotqa.agents.planner import Plan, PlanStep, validate_plan
+from autotqa.agents.user import UserAgent
+from autotqa.agents.values import answer_sentence, expects_single_value, extract_values
+from autotqa.executors.base import ExecutionResult
+
+DEMO = {"customers": ["customer_id", "name", "email", "city", "country", "segment", "signup_date"],
+        "order_items": ["order_id", "product_id", "quantity", "discount_pct"],
+        "orders": ["order_id", "customer_id", "order_date", "ship_date", "status"],
+        "products": ["product_id", "name", "category", "unit_price"]}
+
+
+def res(columns, rows):
+    return ExecutionResult(ok=True, columns=columns, rows=rows, n_rows=len(rows))
+
+
+@pytest.mark.parametrize("reply,code", [
+    ("```sql\nSELECT 1\n", "SELECT 1"),
+    ("```SQL\nWITH t AS (SELECT 1 AS a) SELECT a FROM t;\n```", "WITH t AS (SELECT 1 AS a) SELECT a FROM t"),
+    ("Sure! Here is the query:\n```sql\nSELECT a FROM t", "SELECT a FROM t"),
+    ("SELECT a\nFROM t;", "SELECT a\nFROM t"),
+    ("I cannot answer that.", ""),
+])
+def test_extract_sql(reply, code):
+    assert extract_code(reply, "sql") == code
+
+
+def test_extract_pandas():
+    assert extract_code("```python\nresult = len(orders)\n", "pandas") == "result = len(orders)"
+
+
+def test_using_joins_keeps_other_sql_unchanged():
+    assert using_joins("SELECT a FROM t") == "SELECT a FROM t"
+    assert using_joins("SELECT * FROM a JOIN b ON a.x = b.y") == "SELECT * FROM a JOIN b ON a.x = b.y"
+    assert using_joins("not sql at all (") == "not sql at all ("
+    assert using_joins("SELECT c.name FROM customers AS c JOIN orders AS o ON c.customer_id = o.customer_id") == \
+        "SELECT c.name FROM customers AS c JOIN orders AS o USING (customer_id)"
+
+
+@pytest.mark.parametrize("question,tables", [
+    ("How many customers are there?", ["customers"]),
+    ("How many orders were placed by customers from Germany?", ["customers", "orders"]),
+    ("Which product was ordered in the largest total quantity?", ["order_items", "orders", "products"]),
+    ("Which customers bought an Espresso Machine product?", ["customers", "order_items", "orders", "products"]),
+    ("What is the average unit price per category?", ["products"]),
+    ("What is the weather tomorrow?", []),
+])
+def test_link_tables_on_demo_schema(question, tables):
+    assert link_tables(question, DEMO) == tables
+
+
+def test_mentioned_tables_ignores_columns_shared_by_several_tables():
+    assert mentioned_tables("list every name", DEMO) == []
+
+
+def test_join_hints_only_on_keys():
+    assert join_hints(["customers", "products"], DEMO) == []
+    assert join_hints(["order_items", "products"], DEMO) == ["order_items JOIN products USING (product_id)"]
+
+
+def test_checks_before_the_model():
+    assert check_result("How many orders?", res(["n"], [])).note.startswith("the result is empty")
+    assert check_result("How many orders?", res(["n"], [[None]])).note.startswith("the result is only NULL")
+    many = check_result("How many orders were delivered?", res(["s", "n"], [["a", 1], ["b", 2]]))
+    assert many.note == "the question asks for one value but the result has 2 rows; aggregate to a single row"
+    assert check_result("How many orders per status?", res(["s", "n"], [["a", 1], ["b", 2]])) is None
+    ids = check_result("Which customer placed the most orders?", res(["customer_id", "n"], [[7, 11]]), DEMO)
+    assert (ids.verdict, ids.note) == ("revise", "the question asks which customer: select customers.name, "
+                                                 "not customer_id")
+    assert check_result("Which customer placed the most orders?", res(["name", "n"], [["Ann", 11]]), DEMO) is None
+    failed = ExecutionResult.failure("sql", "x", "parse", "bad")
+    assert check_result("How many?", failed).note == "the code failed: parse: bad"
+
+
+@pytest.mark.parametrize("question,result,values", [
+    ("How many customers are there?", res(["n"], [[80]]), [80]),
+    ("List the categories", res(["category"], [["Tea"], ["Coffee"]]), ["Tea", "Coffee"]),
+    ("Which customer placed the most orders?", res(["name", "n"], [["Ann", 11]]), ["Ann"]),
+    ("How many orders did the top customer place?", res(["name", "n"], [["Ann", 11]]), [11]),
+    ("Top products by revenue", res(["name", "rev"], [["A", 3.5], ["B", 2.0]]), ["A", "B"]),
+    ("Average price", res(["avg"], [[94.87500000000001]]), [94.875]),
+    ("Anything", ExecutionResult.failure("sql", "", "x", "y"), []),
+])
+def test_extract_values(question, result, values):
+    assert extract_values(question, result) == values
+
+
+def test_sentence_kept_only_when_it_states_the_values():
+    assert answer_sentence("There are 80 customers.", [80], 1) == "There are 80 customers."
+    assert answer_sentence("The average is 94.88.", [94.88], 1) == "The average is 94.88."
+    assert answer_sentence("There are 81 customers.", [80], 1) == "The answer is 80."
+    assert answer_sentence("", ["Tea", "Coffee"], 2) == "The answer is Tea, Coffee."
+    assert expects_single_value("What is the total revenue?") and not expects_single_value("Which city?")
+
+
+def test_user_agent_calls_the_model_only_when_needed():
+    user = UserAgent(DEMO)
+    assert not user.needs_model("How many orders were delivered?", [])
+    assert not user.needs_model("How many products are there?", [("How many customers?", "80")])
+    assert user.needs_model("And how many of them are from Germany?", [("How many customers?", "80")])
+    assert user.needs_model("What will the weather be tomorrow?", [])
+
+
+def test_plan_validation_drops_unknown_names_and_forward_dependencies():
+    plan = Plan(steps=[PlanStep(goal="a", tables=["ORDERS"], columns=["orders.status", "bogus"], after=[2]),
+                       PlanStep(goal="b", tables=["customers", "nope"], lang="pandas", after=[1, 1, 5])])
+    steps = validate_plan(plan, DEMO, ["sql", "pandas"])
+    assert [s.model_dump() for s in steps] == [
+        {"id": "s1", "goal": "a", "tables": ["orders"], "columns": ["status"], "language": "sql", "after": []},
+        {"id": "s2", "goal": "b", "tables": ["customers"], "columns": [], "language": "pandas", "after": ["s1"]}]
+
+
+def test_prompts_are_strict_and_the_header_is_stable():
+    with pytest.raises(jinja2.UndefinedError):
+        render_prompt("critic", step_id="s1")
+    assert common_header() == common_header() and "{" not in common_header()
+    tail = render_prompt("engineer", step_id="s1", goal="g", final=True, question="How many?", tables=["t"],
+                         joins=[], language="sql", repair=True, revise=False, error="parse: bad")
+    assert tail.splitlines()[:3] == ["ENGINEER: write the DuckDB SQL query whose result answers the QUESTION: "
+                                     "How many?", "The last query failed: parse: bad",
+                                     "Write a corrected one that avoids this error."]
