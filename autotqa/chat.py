@@ -44,11 +44,13 @@ class ChatSession(Protocol):
 def ask_cancellable(session: Any, question: str) -> Answer:
     """``session.ask(question)``, but a Ctrl-C also stops the run behind it.
 
-    Why: the session answers on its own event loop thread, so a KeyboardInterrupt in this thread
+    Why: the session answers on its own event-loop thread, so a KeyboardInterrupt in this thread
     only stops the *waiting*; the run would go on using the engine (and, with the scripted engine,
     its replies) and the next question would queue behind it. A session that offers ``cancel()``
-    is asked to stop; otherwise the run is submitted here and its future cancelled, which cancels
-    the task on the session's loop. Either way the session stays usable.
+    is asked to stop. ``autotqa.Session`` does not (yet), so its run is submitted here the way its
+    ``ask`` does it (``_submit``, ``orchestrator.answer``, ``_dispatch``, ``history``) and the
+    future is cancelled on Ctrl-C, which cancels the task on the session's loop. Either way the
+    session stays usable and the cancelled question does not enter the history.
     """
     cancel = getattr(session, "cancel", None)
     if callable(cancel) or not hasattr(session, "_submit"):
