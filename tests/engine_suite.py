@@ -150,6 +150,7 @@ class EngineConformance:
         assert "".join(texts) == cut.text
         assert "6" in cut.text  # it stopped at the stop string, not before
         assert cut.finish_reason == "stop"
+        assert len(cut.text) < len(free.text)
         assert cut.usage.completion_tokens < free.usage.completion_tokens
 
     def test_prefill_then_reuse(self, engine_case: EngineCase) -> None:

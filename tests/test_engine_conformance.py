@@ -1,4 +1,8 @@
-"""The engine-conformance suite (tests/engine_suite.py), one thin class per engine."""
+"""The engine-conformance suite (tests/engine_suite.py) on the scripted and llama.cpp engines.
+
+The OpenAI-compatible engine's class lives in test_openai_engine.py, beside the real server it
+needs, so one server process serves all of that module's tests.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from engine_suite import COUNT_TAIL, JSON_TAIL, EngineCase, EngineConformance, llama_server, model_path
+from engine_suite import COUNT_TAIL, JSON_TAIL, EngineCase, EngineConformance, model_path
 
 from autotqa.config import EngineConfig
 from autotqa.serving.engines.scripted import ScriptedEngine
 from autotqa.serving.layout import shared_prefix_text
 from autotqa.serving.types import GenerationRequest, PromptSegments
 
-__all__ = ["llama_server", "model_path"]  # session fixtures used below
+__all__ = ["model_path"]  # session fixture used below
 
 
 def _scripted_reply(request: GenerationRequest) -> str:
@@ -49,14 +53,3 @@ class TestLlamaCppEngine(EngineConformance):
 
         yield EngineCase(eng, prefix_tokens=prefix_tokens)
         asyncio.run(eng.close())
-
-
-@pytest.mark.model
-class TestOpenAIEngine(EngineConformance):
-    @pytest.fixture(scope="class")
-    def engine_case(self, llama_server: str) -> EngineCase:
-        from autotqa.serving.engines.openai_http import OpenAIEngine
-
-        # llama-cpp-python's server reports no cached-token counts, so reuse is not checkable here.
-        return EngineCase(OpenAIEngine(llama_server, timeout_s=120), prefix_tokens=lambda seg: 1,
-                          reports_reuse=False)

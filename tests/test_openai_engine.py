@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from engine_suite import Answer, EngineCase, llama_server, model_path, run, segments  # noqa: F401
+from engine_suite import Answer, EngineCase, EngineConformance, llama_server, model_path, run, segments  # noqa: F401
 
 from autotqa.config import EngineConfig
 from autotqa.errors import EngineError
@@ -231,10 +231,19 @@ def test_client_survives_several_event_loops() -> None:
 
 @pytest.mark.model
 def test_real_llama_server(llama_server: str) -> None:
-    eng = OpenAIEngine(llama_server)
+    eng = OpenAIEngine(llama_server, timeout_s=600)
     r = run(eng.generate(_req(output_model=Answer,
                               segments=segments('Which table holds order totals? Reply as JSON with keys '
                                                 '"table" and "rows".'), max_tokens=32)))
     assert eng.flavor == "llamacpp"  # owned_by "me": llama-cpp-python
     assert isinstance(Answer.model_validate_json(r.text), Answer)
     assert r.usage.prompt_tokens > 200 and 1 <= r.usage.completion_tokens <= 32
+
+
+@pytest.mark.model
+class TestOpenAIEngine(EngineConformance):
+    @pytest.fixture(scope="class")
+    def engine_case(self, llama_server: str) -> EngineCase:
+        # llama-cpp-python's server reports no cached-token counts, so reuse is not checkable here.
+        return EngineCase(OpenAIEngine(llama_server, timeout_s=600), prefix_tokens=lambda seg: 1,
+                          reports_reuse=False)

@@ -151,7 +151,7 @@ class OpenAIEngine(Engine):
             detail = detail.get("error", detail) if isinstance(detail, dict) else detail
             detail = detail.get("message", detail) if isinstance(detail, dict) else detail
         except ValueError:
-            detail = body.decode(errors="replace")[:500]
+            detail = body.decode(errors="replace")[:500] or "(empty body)"
         err = EngineError(f"the model server at {self.base_url} answered {resp.status_code}: {detail}")
         err.status_code = resp.status_code  # type: ignore[attr-defined]
         return err
@@ -244,8 +244,9 @@ class OpenAIEngine(Engine):
 
     @staticmethod
     def _headers(request: GenerationRequest) -> dict[str, str]:
+        # No X-Request-Id: servers that validate it as a UUID (starlette-context) answer 400.
         return {"X-Session-Id": request.session_id, "X-Program-Id": request.program_id,
-                "X-Agent": request.agent, "X-Request-Id": request.request_id}
+                "X-Agent": request.agent}
 
     async def _post_chat(self, request: GenerationRequest, *, stream: bool) -> httpx.Response:
         await self._probe()
