@@ -36,7 +36,15 @@ def chat_cmd(
     no_history: bool = typer.Option(False, "--no-history", help="Do not read or write the input history file."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
-    """Chat with your tables: questions, follow-ups ("and for 2023?") and /commands (/help lists them)."""
+    """Chat with your tables: questions, follow-ups ("and for 2023?") and slash commands.
+
+    In the chat: /tables, /schema [TABLE], /sql (last query), /trace, /metrics, /help, /exit.
+    Ctrl-C cancels the running question; Ctrl-D leaves.
+
+    Settings: flags, then AUTOTQA_* variables (AUTOTQA_ENGINE, AUTOTQA_MODEL, AUTOTQA_BASE_URL,
+    AUTOTQA_API_KEY, AUTOTQA_MAX_ROUNDS, AUTOTQA_ENGINE__N_CTX ...), then config.toml in the user
+    config directory (AUTOTQA_CONFIG names another file).
+    """
     from ..api import Session
     from ..chat import ChatREPL
     from ..settings import FlagError, data_dir, load_config
