@@ -56,6 +56,9 @@ def test_question_follow_up_sql_and_exit(make_chat) -> None:
                           REPLIES / "demo.json")
     assert repl.run() == 0
     assert [a.values for a in repl.answers] == [[80], [33]]
+    # The shared prefix was warmed (a prefill-only call) before the first question's calls.
+    first = repl.session.engine.requests[0]
+    assert (first.agent, first.prefill_only) == ("warmup", True)
     assert repl.answers[1].question == "How many customers from Germany are there?"  # the User agent's rewrite
     assert repl.session.history[0] == ("How many customers are there?", "There are 80 customers.")
     text = out.getvalue()
