@@ -162,3 +162,12 @@ def test_audit_hook_layer() -> None:
         hook("socket.connect", (None, ("1.1.1.1", 80)))
     hook("open", (pa.__file__, "r", os.O_RDONLY))  # library files may still be read (lazy imports)
     hook("open", (3, "rb", 0))
+
+
+def test_parallel_calls_each_get_a_child(ex: PandasExecutor) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    codes = [f"int(people.age.sum()) + {i}" for i in range(3)]
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(ex.run, codes))
+    assert [r.rows for r in results] == [[[150]], [[151]], [[152]]]

@@ -126,6 +126,7 @@ class PandasExecutor:
         self.config = config or ExecutorConfig()
         self._provider = tables_provider
         self._payload: bytes | None = None
+        self._lock = threading.Lock()
         self._prestart = prestart
         self._python = python
         self._spare: _Child | None = _Child(python, self._tables()) if prestart else None
@@ -147,7 +148,7 @@ class PandasExecutor:
 
     def close(self) -> None:
         """Stop the spare child, if any."""
-        spare, self._spare = getattr(self, "_spare", None), None
+        spare, self._spare = getattr(self, "_spare", None), None  # (getattr: __init__ may have failed)
         if spare is not None:
             spare.kill()
 
@@ -168,6 +169,10 @@ class PandasExecutor:
 
     def _tables(self) -> bytes:
         """The tables frame and Arrow IPC streams, encoded once (the catalog is frozen)."""
+        with self._lock:
+            return self._encode_tables()
+
+    def _encode_tables(self) -> bytes:
         if self._payload is None:
             provided = self._provider() if callable(self._provider) else self._provider
             entries, blobs = [], []
@@ -179,10 +184,20 @@ class PandasExecutor:
         return self._payload
 
     def _take_child(self) -> _Child:
-        child, self._spare = self._spare, None
+        with self._lock:  # parallel plan steps may run code at once: each gets its own child
+            child, self._spare = self._spare, None
         if child is None or not child.alive():
             child = _Child(self._python, self._tables())
         return child
+
+    def _restock(self) -> None:
+        if not self._prestart:
+            return
+        fresh = _Child(self._python, self._tables())
+        with self._lock:
+            fresh, self._spare = self._spare, fresh
+        if fresh is not None:  # another call restocked first
+            fresh.kill()
 
     def _run_in_child(self, code: str) -> ExecutionResult:
         cfg = self.config
@@ -199,8 +214,7 @@ class PandasExecutor:
             return ExecutionResult.failure("pandas", code, "timeout",
                                            f"stopped after {cfg.pandas_timeout_s:g} s (wall-clock limit)")
         finally:
-            if self._prestart:
-                self._spare = _Child(self._python, self._tables())
+            self._restock()
         return self._decode(code, child.proc.returncode, out, err)
 
     def _decode(self, code: str, returncode: int, out: bytes, err: bytes, *,
