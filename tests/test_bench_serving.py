@@ -93,3 +93,30 @@ def test_cli_prints_json_last(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -
     assert last["naive"]["llm_calls"] == 4 and last["app_aware"]["llm_calls"] == 4
     assert json.loads(out_file.read_text()) == last
     assert built == [False, True]  # naive without the session KV cache, app-aware with it
+
+
+def test_combine_per_mode_runs(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import autotqa.serving.factory as factory
+    from autotqa.cli import _register, app
+
+    monkeypatch.setattr(factory, "build_engine", lambda cfg, **o: scripted(None))  # type: ignore[arg-type]
+    _register()
+    runner = CliRunner()
+    files = []
+    for mode in ("naive", "app_aware"):
+        f = data_dir / f"{mode}.json"
+        res = runner.invoke(app, ["bench", "serving", "--sessions", "2", "--calls", "2", "--mode", mode,
+                                  "--data", str(data_dir), "--out", str(f)])
+        assert res.exit_code == 0, res.output
+        assert "speedup_median" not in json.loads(f.read_text())
+        files.append(str(f))
+    res = runner.invoke(app, ["bench", "combine", *files])
+    assert res.exit_code == 0, res.output
+    both = json.loads(res.stdout.strip().splitlines()[-1])
+    assert "speedup_median" in both  # None here: scripted calls take ~0 s
+    assert both["computed_tokens_ratio"] == round(
+        both["naive"]["computed_tokens"] / both["app_aware"]["computed_tokens"], 2) > 2
+    bad = data_dir / "other.json"
+    bad.write_text(json.dumps({"workload": {"sessions": 9}, "naive": {}}))
+    res = runner.invoke(app, ["bench", "combine", files[0], str(bad)])
+    assert res.exit_code == 1 and "different workloads" in res.stderr

@@ -1,6 +1,7 @@
 """``autotqa bench serving``: naive vs app-aware serving of a multi-agent workload.
 
     autotqa bench serving --sessions 4 --calls 6 --out eval/results/bench_serving.json
+    autotqa bench combine naive.json app_aware.json   # modes run as separate processes (--mode)
 
 Progress goes to stderr; the last stdout line is the JSON result
 (``{"naive": {...}, "app_aware": {...}, "speedup_median": ...}``).
@@ -73,9 +74,11 @@ def serving(
         tasks = {m: progress.add_task(m, total=len(specs) * calls, last="") for m in mode}
 
         def on_call(name: str, rec: Any) -> None:
-            progress.update(tasks[name], advance=1,
-                            last=f"{rec.agent} {rec.prompt_tokens - rec.reused_tokens}/{rec.prompt_tokens} tok "
-                                 f"{rec.queued_s + rec.total_s:.1f}s")
+            last = (f"{rec.session_id.split('-')[0]} {rec.agent} {rec.prompt_tokens - rec.reused_tokens}/"
+                    f"{rec.prompt_tokens} tok {rec.queued_s + rec.total_s:.1f}s")
+            progress.update(tasks[name], advance=1, last=last)
+            if not console.is_terminal:  # a log file gets one line a call instead of a live bar
+                console.print(f"{name}: {last}", highlight=False)
 
         result = asyncio.run(run_benchmark(factory, specs, calls=calls, max_tokens=max_tokens,
                                            modes=tuple(mode), on_call=on_call))
@@ -86,3 +89,23 @@ def serving(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(line)
+
+
+@bench_app.command("combine")
+@handle_errors
+def combine_cmd(
+    files: list[Path] = typer.Argument(..., help="JSON results of `bench serving --mode ... --out FILE`."),
+    out: Path | None = typer.Option(None, "--out", help="Also write the combined JSON here."),
+) -> None:
+    """Merge per-mode results run as separate processes (same workload) and add the ratios."""
+    from ..serving.bench import combine
+
+    try:
+        parts = [json.loads(f.read_text(encoding="utf-8")) for f in files]
+        result = combine(parts)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"cannot combine {', '.join(map(str, files))}: {exc}") from None
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(result, separators=(",", ":")))

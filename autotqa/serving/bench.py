@@ -131,6 +131,14 @@ async def run_benchmark(engine_factory: Callable[[ModeSpec], Engine], specs: lis
                                        on_call=on_call)
         finally:
             await engine.close()
+    out["workload"] = {"sessions": len(specs), "calls_per_session": calls, "max_tokens": max_tokens,
+                       "roles": roles_for(calls), "databases": [s.database for s in specs]}
+    out["note"] = NOTE
+    return compare(out)
+
+
+def compare(out: dict[str, Any]) -> dict[str, Any]:
+    """Add the naive/app-aware ratios when both modes are present."""
     if "naive" in out and "app_aware" in out:
         n, a = out["naive"], out["app_aware"]
         out["speedup_median"] = round(n["median_latency_s"] / a["median_latency_s"], 2) if a["median_latency_s"] else None
@@ -138,7 +146,19 @@ async def run_benchmark(engine_factory: Callable[[ModeSpec], Engine], specs: lis
                                          if a["session_median_s"] else None)
         out["computed_tokens_ratio"] = (round(n["computed_tokens"] / a["computed_tokens"], 2)
                                         if a["computed_tokens"] else None)
-    out["workload"] = {"sessions": len(specs), "calls_per_session": calls, "max_tokens": max_tokens,
-                       "roles": roles_for(calls), "databases": [s.database for s in specs]}
-    out["note"] = NOTE
     return out
+
+
+def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Merge results of the modes run as separate processes (``--mode``) on the same workload."""
+    if not parts:
+        raise ValueError("nothing to combine")
+    workload = {k: v for k, v in parts[0]["workload"].items()}
+    out: dict[str, Any] = {}
+    for part in parts:
+        if part["workload"] != workload:
+            raise ValueError(f"different workloads: {part['workload']} vs {workload}")
+        out.update({m: part[m] for m in MODES if m in part})
+    out["workload"] = workload
+    out["note"] = NOTE
+    return compare(out)
