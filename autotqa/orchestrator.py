@@ -62,6 +62,7 @@ class _Run:
     steps: list[Step] = field(default_factory=list)
     code: dict[str, str] = field(default_factory=dict)
     results: dict[str, ExecutionResult] = field(default_factory=dict)
+    fix: str | None = None
     best: tuple[Step, str, ExecutionResult, dict[str, tuple[str, ExecutionResult]]] | None = None
 
     def count(self, result: GenerationResult) -> None:
@@ -166,6 +167,7 @@ class Orchestrator:
                 if verdict.verdict == "accept":
                     return self._compose(run, verified=True, note=verdict.note)
                 mode = "revise" if verdict.verdict == "revise" else "plan"
+                run.fix = verdict.fix
         except _BudgetSpent:
             pass
         return self._compose(run, verified=False, note="")
@@ -182,8 +184,13 @@ class Orchestrator:
             if mode == "revise":
                 critique = run.ctx.board.last("critique")
                 note = critique.content if critique is not None else ""
-                codes = [await self._agent(run, "engineer", ready[0].id, self.engineer.write(
-                    run.ctx, ready[0], final=True, mode="revise", error=note))]
+                if run.fix:
+                    codes = [await self._agent(run, "engineer", ready[0].id,
+                                               _call(self.engineer.adopt, run.ctx, ready[0], run.fix))]
+                else:
+                    codes = [await self._agent(run, "engineer", ready[0].id, self.engineer.write(
+                        run.ctx, ready[0], final=True, mode="revise", error=note))]
+                run.fix = None
             else:
                 label = ",".join(s.id for s in ready)
                 codes = await self._agent(run, "engineer", label,

@@ -326,3 +326,18 @@ def test_engine_failure_is_a_program_error(workspace):
         raise EngineError("engine unreachable")
     with pytest.raises(EngineError, match="unreachable"):
         ask(ScriptedEngine(fn=down), workspace, "How many orders were delivered?")
+
+
+def test_ids_instead_of_names_are_fixed_without_another_engineer_call(workspace):
+    by_id = "SELECT customer_id, count(*) AS n FROM orders GROUP BY customer_id ORDER BY n DESC, customer_id LIMIT 1"
+    eng = scripted(planner=[PLAN1], engineer=[sql(by_id)],
+                   critic=['{"verdict": "accept", "note": "Ann placed the most orders."}'])
+    ans = ask(eng, workspace, "Which customer placed the most orders?")
+    assert seq(ans) == [("question", "user"), ("plan", "planner"), ("code", "engineer"), ("result", "executor"),
+                        ("critique", "critic"), ("code", "engineer"), ("result", "executor"), ("answer", "critic")]
+    assert ans.trace[4]["content"] == "revise: the question asks which customer: select customers.name, not customer_id"
+    assert ans.trace[5]["data"]["mode"] == "adopted"
+    assert ans.sql == ("SELECT customers.name, COUNT(*) AS n FROM orders JOIN customers USING (customer_id) "
+                       "GROUP BY customer_id, customers.name ORDER BY n DESC, customer_id LIMIT 1")
+    assert (ans.values, ans.verified) == (["Ann"], True)
+    assert [r.agent for r in calls(eng)] == ["planner", "engineer", "critic"]

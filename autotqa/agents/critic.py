@@ -9,6 +9,9 @@ answer values themselves are taken from the rows (``values.py``).
 from __future__ import annotations
 
 import re
+
+import sqlglot
+from sqlglot import exp
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
@@ -29,11 +32,16 @@ VerdictKind = Literal["accept", "revise", "replan"]
 class Verdict(BaseModel):
     verdict: VerdictKind
     note: str = Field(max_length=110)
+    #: A concrete corrected query, when a deterministic check knows one (never asked of the model).
+    fix: str | None = Field(default=None, exclude=True)
 
 
 def _ids_instead_of_names(question: str, result: ExecutionResult,
-                          columns: Mapping[str, Sequence[str]]) -> str | None:
-    """"Which customer ..." answered with ``customer_id`` only: name the column to select instead."""
+                          columns: Mapping[str, Sequence[str]]) -> Verdict | None:
+    """"Which customer ..." answered with ``customer_id`` only: select the customer's name instead.
+
+    A small model keeps the id even when told, so the verdict carries the rewritten query too.
+    """
     if not _WHICH.search(question) or not result.rows:
         return None
     if any(isinstance(v, str) for v in result.rows[0]):
@@ -45,8 +53,46 @@ def _ids_instead_of_names(question: str, result: ExecutionResult,
         for table, cols in columns.items():
             label = next((c for c in cols if "name" in c.lower() or "title" in c.lower()), None)
             if stem(table) == entity and label:
-                return f"the question asks which {entity}: select {table}.{label}, not {col}"
+                return Verdict(verdict="revise", note=f"the question asks which {entity}: select "
+                               f"{table}.{label}, not {col}", fix=swap_id_for_label(result.code, col, table, label))
     return None
+
+
+def swap_id_for_label(sql: str, id_col: str, table: str, label: str) -> str | None:
+    """Replace the selected ``id_col`` by ``table.label`` (joining ``table`` when absent).
+
+    >>> swap_id_for_label("SELECT customer_id, count(*) AS n FROM orders GROUP BY customer_id "
+    ...                   "ORDER BY n DESC LIMIT 1", "customer_id", "customers", "name")
+    'SELECT customers.name, COUNT(*) AS n FROM orders JOIN customers USING (customer_id) GROUP BY customer_id, customers.name ORDER BY n DESC LIMIT 1'
+    """
+    try:
+        tree = sqlglot.parse_one(sql, read="duckdb")
+    except sqlglot.errors.SqlglotError:
+        return None
+    select = tree if isinstance(tree, exp.Select) else tree.find(exp.Select)
+    if select is None:
+        return None
+    source = next((t for t in select.find_all(exp.Table) if t.name.lower() == table.lower()), None)
+    qualifier = source.alias_or_name if source is not None else table
+    label_col = exp.column(label, table=qualifier)
+    replaced = False
+    items = []
+    for item in select.expressions:
+        inner = item.this if isinstance(item, exp.Alias) else item
+        if isinstance(inner, exp.Column) and inner.name.lower() == id_col.lower() and not replaced:
+            items.append(label_col.copy())
+            replaced = True
+        else:
+            items.append(item)
+    if not replaced:
+        return None
+    select.set("expressions", items)
+    if source is None:
+        select.join(exp.to_table(table), join_type="", using=[id_col], copy=False)
+    group = select.args.get("group")
+    if group is not None:
+        group.append("expressions", label_col.copy())
+    return tree.sql(dialect="duckdb")
 
 
 def check_result(question: str, result: ExecutionResult,
@@ -67,10 +113,7 @@ def check_result(question: str, result: ExecutionResult,
     if expects_single_value(question) and result.n_rows > 1:
         return Verdict(verdict="revise", note=f"the question asks for one value but the result has "
                                               f"{result.n_rows} rows; aggregate to a single row")
-    note = _ids_instead_of_names(question, result, columns or {})
-    if note:
-        return Verdict(verdict="revise", note=note)
-    return None
+    return _ids_instead_of_names(question, result, columns or {})
 
 
 class CriticAgent:

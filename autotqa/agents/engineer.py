@@ -93,10 +93,10 @@ class EngineerAgent:
             "engineer", step_id=step.id, goal=step.goal, final=final, question=ctx.question,
             tables=tables, joins=join_hints(tables, self.columns), language=step.language,
             repair=mode == "repair", revise=mode == "revise", error=error)
-        # Greedy decoding repeats the same failing code for a near-identical prompt: repairs sample.
+        # Greedy decoding repeats the same failing code for a near-identical prompt: fixes sample.
         return ctx.request("engineer", tail, stop=[CODE_STOP], max_tokens=MAX_CODE_TOKENS,
                            step_id=f"{step.id}:{mode}", depends_on=step.after, priority=0,
-                           temperature=REPAIR_TEMPERATURE if mode == "repair" else 0.0)
+                           temperature=REPAIR_TEMPERATURE if mode in ("repair", "revise") else 0.0)
 
     def _post(self, ctx: RunContext, step: Step, text: str, mode: str) -> str:
         code = extract_code(text, step.language)
@@ -116,6 +116,12 @@ class EngineerAgent:
         (``revise``). Returns the code, or "" when the reply held none (recorded as an error)."""
         result = await ctx.generate(self._request(ctx, step, final=final, mode=mode, error=error))
         return self._post(ctx, step, result.text, mode)
+
+    def adopt(self, ctx: RunContext, step: Step, code: str) -> str:
+        """Take a corrected query the Critic derived deterministically: no LLM call needed."""
+        ctx.board.add("code", "engineer", code, round=ctx.round, step=step.id,
+                      data={"language": step.language, "mode": "adopted"})
+        return code
 
     async def write_many(self, ctx: RunContext, steps: Sequence[Step], final_id: str) -> list[str]:
         """Independent steps: one fork, so the serving layer can batch them on a shared prefix."""
