@@ -86,6 +86,10 @@ def test_runtime_write_through_an_allowed_method_is_refused(ex: PandasExecutor, 
     assert (r.ok, r.error_type) == (False, "forbidden")
     assert "writing files is not allowed in the sandbox" in r.error
     assert target.read_text() == "precious"  # not even truncated
+    # A method name built at run time slips past the static check; the audit hook still refuses.
+    r = ex.run(f"people.apply('to' + '_pickle', path={str(target)!r})")
+    assert (r.ok, r.error_type) == (False, "forbidden")
+    assert target.read_text() == "precious"
 
 
 def test_timeout_kills_an_endless_loop(ex: PandasExecutor) -> None:
@@ -171,3 +175,14 @@ def test_parallel_calls_each_get_a_child(ex: PandasExecutor) -> None:
     with ThreadPoolExecutor(3) as pool:
         results = list(pool.map(ex.run, codes))
     assert [r.rows for r in results] == [[[150]], [[151]], [[152]]]
+
+
+def test_column_names_that_look_like_io_are_usable() -> None:
+    frame = pa.table({"to_station": ["a", "b", "a"], "read_count": [1, 2, 3], "_id": [7, 8, 9]})
+    with PandasExecutor({"trips": frame}, CONFIG, prestart=False) as ex:
+        r = ex.run("trips.groupby('to_station')['read_count'].sum()")
+        assert (r.ok, r.rows) == (True, [["a", 4], ["b", 2]]), r.error
+        assert ex.run("int(trips['_id'].max())").rows == [[9]]
+        refused = ex.run("trips.read_count.sum()")
+        assert refused.error == ('line 1: ".read_count" is not allowed: reads files '
+                                 "(hint: for a column of that name write df['read_count'])")

@@ -46,6 +46,17 @@ ALLOWED_TO_METHODS = frozenset({
     "to_pydatetime", "to_pytimedelta", "to_julian_date", "to_tuples", "to_offset", "to_markdown",
 })
 
+#: pandas/numpy functions and methods that read or write files, by name.
+IO_FUNCTIONS = frozenset({
+    "to_csv", "to_excel", "to_json", "to_parquet", "to_pickle", "to_hdf", "to_sql", "to_feather",
+    "to_stata", "to_orc", "to_html", "to_latex", "to_xml", "to_clipboard", "to_gbq", "to_xarray",
+    "read_csv", "read_table", "read_fwf", "read_excel", "read_json", "read_parquet", "read_pickle",
+    "read_hdf", "read_sql", "read_sql_query", "read_sql_table", "read_feather", "read_stata",
+    "read_sas", "read_spss", "read_orc", "read_html", "read_xml", "read_clipboard", "read_gbq",
+    "load", "save", "savez", "savez_compressed", "savetxt", "loadtxt", "genfromtxt", "fromfile",
+    "tofile", "fromregex", "memmap", "dump", "dumps",
+})
+
 #: Methods whose string argument pandas evaluates as an expression: only literal strings, checked.
 _EXPRESSION_METHODS = frozenset({"query"})
 
@@ -107,8 +118,10 @@ class _Checker(ast.NodeVisitor):
     def visit_Attribute(self, node: ast.Attribute) -> None:
         why = forbidden_attribute(node.attr)
         if why:
-            raise _refuse("forbidden_attribute", node, f'".{node.attr}" is not allowed: {why}',
-                          hint="the tables are already loaded as DataFrames; return results, don't write them")
+            hint = "the tables are already loaded as DataFrames; return results, don't write them"
+            if node.attr not in IO_FUNCTIONS and not node.attr.startswith("_"):
+                hint = f"for a column of that name write df[{node.attr!r}]"
+            raise _refuse("forbidden_attribute", node, f'".{node.attr}" is not allowed: {why}', hint=hint)
         self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call) -> None:
@@ -124,11 +137,12 @@ class _Checker(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_Constant(self, node: ast.Constant) -> None:
-        # pandas resolves method names given as strings (df.agg("to_pickle", ...)): refuse those too.
-        if isinstance(node.value, str) and node.value.isidentifier():
-            why = forbidden_attribute(node.value)
-            if why and (node.value.startswith("_") or node.value.startswith(("to_", "read_"))):
-                raise _refuse("forbidden_attribute", node, f'"{node.value}" is not allowed: {why}')
+        # pandas resolves method names given as strings (df.agg("to_pickle", ...)): refuse those,
+        # but only real I/O names and dunders: "to_station" or "_id" may well be column names.
+        value = node.value
+        if isinstance(value, str) and (value in IO_FUNCTIONS or (value.startswith("__") and value.endswith("__"))):
+            raise _refuse("forbidden_attribute", node,
+                          f'"{value}" is not allowed: {forbidden_attribute(value) or "unsafe"}')
 
 
 def check_code(code: str) -> None:
