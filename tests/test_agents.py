@@ -123,7 +123,10 @@ def test_plan_validation_drops_unknown_names_and_forward_dependencies():
 def test_prompts_are_strict_and_the_header_is_stable():
     with pytest.raises(jinja2.UndefinedError):
         render_prompt("critic", step_id="s1")
-    assert common_header() == common_header() and "{" not in common_header()
+    header = common_header()
+    assert header == common_header()
+    assert [r for r in ("USER AGENT:", "PLANNER:", "ENGINEER:", "CRITIC:") if f"- {r}" in header] == \
+        ["USER AGENT:", "PLANNER:", "ENGINEER:", "CRITIC:"]  # every role's format lives in the shared prefix
     tail = render_prompt("engineer", step_id="s1", goal="g", final=True, question="How many?", tables=["t"],
                          joins=[], language="sql", repair=True, revise=False, error="parse: bad")
     assert tail.splitlines()[:3] == ["ENGINEER: write the DuckDB SQL query whose result answers the QUESTION: "
