@@ -41,9 +41,14 @@ def main() -> None:
     ap.add_argument("--questions", type=Path, default=ROOT / "datasets" / "demo" / "questions.json")
     ap.add_argument("--data", type=Path, default=ROOT / "datasets" / "demo")
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="llama.cpp threads (default: all cores; 1 is faster on an oversubscribed machine)")
     args = ap.parse_args()
     items = json.loads(args.questions.read_text())[: args.limit]
     config = Config()
+    if args.threads:
+        config.engine.n_threads = args.threads
+    load_start = round(os.getloadavg()[0], 2)
     t0 = time.perf_counter()
     rows = []
     with autotqa.Session([args.data], config=config) as session:
@@ -70,7 +75,8 @@ def main() -> None:
         "reuse_ratio": round(sum(r["reused_tokens"] for r in rows) / prompt, 4) if prompt else 0.0,
         "prompt_tokens": prompt, "completion_tokens": sum(r["completion_tokens"] for r in rows),
         "llm_calls": sum(r["llm_calls"] for r in rows), "session_open_s": round(open_s, 2),
-        "cpus": len(os.sched_getaffinity(0)), "load_avg_1m": round(os.getloadavg()[0], 2),
+        "cpus": len(os.sched_getaffinity(0)), "threads": config.engine.n_threads,
+        "load_avg_start": load_start, "load_avg_end": round(os.getloadavg()[0], 2),
         "machine": platform.machine(), "questions": rows,
     }
     print(json.dumps(summary))
