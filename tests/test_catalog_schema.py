@@ -243,3 +243,19 @@ def test_budgeted_render_without_question_still_fits(baseball: SchemaInfo) -> No
         assert estimate_tokens(baseball.render(None, budget)) <= budget
     # Without a question nothing is preferred: tables come in catalog order.
     assert baseball.render(None, 200).startswith("Table team (2805 rows)")
+
+
+def test_render_is_identical_across_processes(shop: Path, spider_dir: Path) -> None:
+    """String hashing differs per process (PYTHONHASHSEED): no set order may leak into the text."""
+    import os
+    import subprocess
+    import sys
+    code = ("import sys; from autotqa.catalog import Catalog; "
+            "info = Catalog.from_sources(sys.argv[1:]).schema(); "
+            "sys.stdout.write(info.render() + '\\n---\\n' + info.render('students in physics', 250))")
+    db = spider_dir / "databases" / "college_1.sqlite"
+    outs = [subprocess.run([sys.executable, "-c", code, str(shop), str(db)], capture_output=True,
+                           text=True, check=True, env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+            for seed in ("1", "2")]
+    assert outs[0] == outs[1]
+    assert outs[0].startswith(SHOP_RENDER)
