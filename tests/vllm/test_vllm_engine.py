@@ -1,0 +1,61 @@
+"""In-process :class:`VLLMEngine` on the generated tiny model (vLLM CPU)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from checks import VLLMCase, VLLMChecks, forced, unique_segments
+
+from autotqa.serving.types import GenerationRequest
+
+pytestmark = pytest.mark.vllm
+
+
+class TestVLLMEngine(VLLMChecks):
+    tag = "inproc"
+
+    @pytest.fixture
+    def case(self, inproc_engine, tokenizer) -> VLLMCase:  # noqa: ANN001 - fixtures
+        return VLLMCase(inproc_engine, tokenizer)
+
+    def test_batches_and_reports_engine_stats(self, case: VLLMCase) -> None:
+        eng = case.engine
+        assert eng.max_concurrency == 2  # max_num_seqs: vLLM batches up to this many sequences
+        before = dict(eng.stats)
+        segs = [unique_segments(f"batch {i}", self.tag) for i in range(3)]
+
+        async def go():  # noqa: ANN202
+            return await asyncio.gather(*(eng.generate(GenerationRequest(segments=s, max_tokens=4)) for s in segs))
+
+        results = asyncio.run(go())
+        assert [r.usage.prompt_tokens for r in results] == [case.n_tokens(s) for s in segs]
+        assert eng.stats["completed_requests"] - before["completed_requests"] == 3
+        assert eng.stats["prompt_tokens"] - before["prompt_tokens"] == sum(case.n_tokens(s) for s in segs)
+        # vLLM's own scheduler counters (summed by the engine's stat logger) saw these lookups too.
+        deadline = time.monotonic() + 10
+        while eng.stats["prefix_cache_queries"] - before["prefix_cache_queries"] < sum(map(case.n_tokens, segs)):
+            assert time.monotonic() < deadline, (before, eng.stats)
+            time.sleep(0.1)
+
+    def test_closing_the_stream_aborts_the_request(self, case: VLLMCase) -> None:
+        eng = case.engine
+        schema, _ = forced("z" * 300)
+
+        async def read_three() -> list[str]:
+            got = []
+            stream = eng.stream(GenerationRequest(segments=unique_segments("abort", self.tag),
+                                                  json_schema=schema, max_tokens=320))
+            async for chunk in stream:
+                got.append(chunk.text)
+                if len(got) == 3:
+                    break
+            await stream.aclose()
+            return got
+
+        assert len(asyncio.run(read_three())) == 3
+        deadline = time.monotonic() + 10
+        while eng.llm.get_num_unfinished_requests() != 0:
+            assert time.monotonic() < deadline, "vLLM kept generating for a closed stream"
+            time.sleep(0.05)
