@@ -31,9 +31,8 @@ def write(path: Path, data: bytes | str) -> Path:
 
 
 @pytest.fixture
-def unchanged(tmp_path: Path) -> Iterator[list[Path]]:
+def unchanged() -> Iterator[list[Path]]:
     """Paths appended here must have the same bytes at the end of the test (sources are never written)."""
-    paths: list[Path] = []
     before: dict[Path, str] = {}
 
     class Watch(list):
@@ -41,11 +40,9 @@ def unchanged(tmp_path: Path) -> Iterator[list[Path]]:
             before[p] = digest(p)
             super().append(p)
 
-    watch = Watch()
-    yield watch
-    for p in watch:
-        assert digest(p) == before[p], f"{p} was modified"
-    paths.clear()
+    yield Watch()
+    for p, sha in before.items():
+        assert digest(p) == sha, f"{p} was modified"
 
 
 # --- CSV ----------------------------------------------------------------------------------------
