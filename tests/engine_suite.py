@@ -143,7 +143,7 @@ class EngineConformance:
         eng = engine_case.engine
         free = run(eng.generate(GenerationRequest(session_id=fresh_session(), segments=segments(COUNT_TAIL),
                                                   max_tokens=32)))
-        assert "7" in free.text  # precondition: unconstrained, the count passes 7
+        assert "7" in free.text, free.text  # precondition: unconstrained, the count passes 7
         texts, cut = run(collect(eng, GenerationRequest(session_id=fresh_session(), segments=segments(COUNT_TAIL),
                                                         max_tokens=32, stop=["7"])))
         assert "7" not in cut.text and "7" not in "".join(texts)

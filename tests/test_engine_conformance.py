@@ -39,7 +39,8 @@ class TestScriptedEngine(EngineConformance):
 @pytest.mark.model
 class TestLlamaCppEngine(EngineConformance):
     @pytest.fixture(scope="class")
-    def engine_case(self, model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineCase]:
+    @classmethod
+    def engine_case(cls, model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineCase]:
         import asyncio
 
         from autotqa.serving.engines.llamacpp import LlamaCppEngine

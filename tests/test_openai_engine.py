@@ -92,6 +92,9 @@ def test_auto_flavor_from_owned_by(owned_by: str, flavor: str) -> None:
     assert body["response_format"]["type"] == expected_type
     if flavor == "llamacpp":
         assert body["response_format"]["schema"] == Answer.model_json_schema()
+        assert body["repeat_penalty"] == 1.0  # llama.cpp servers default to 1.1
+    else:
+        assert "repeat_penalty" not in body
 
 
 def test_strict_only_for_closed_schemas() -> None:
@@ -243,7 +246,8 @@ def test_real_llama_server(llama_server: str) -> None:
 @pytest.mark.model
 class TestOpenAIEngine(EngineConformance):
     @pytest.fixture(scope="class")
-    def engine_case(self, llama_server: str) -> EngineCase:
+    @classmethod
+    def engine_case(cls, llama_server: str) -> EngineCase:
         # llama-cpp-python's server reports no cached-token counts, so reuse is not checkable here.
         return EngineCase(OpenAIEngine(llama_server, timeout_s=600), prefix_tokens=lambda seg: 1,
                           reports_reuse=False)

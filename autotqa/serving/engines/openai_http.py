@@ -240,6 +240,10 @@ class OpenAIEngine(Engine):
             body["response_format"] = fmt
         if self.flavor == "vllm":
             body["priority"] = request.priority
+        elif self.flavor == "llamacpp":
+            # llama.cpp servers default to repeat_penalty 1.1, which OpenAI's API has no notion of
+            # (and which derails greedy lists such as counts); ask for the neutral value.
+            body["repeat_penalty"] = 1.0
         return body
 
     @staticmethod
