@@ -63,7 +63,7 @@ def finish(child: pexpect.spawn) -> int:
 
 def test_two_questions_sql_and_exit(tmp_path: Path) -> None:
     child = spawn(tmp_path, REPLIES)
-    see(child, "4 tables: customers, order_items, orders, products")
+    see(child, "tables: customers, order_items, orders, products")
     ask(child, "How many customers are there?")
     see(child, "values: 80")
     ask(child, "and from Germany?")

@@ -32,6 +32,7 @@ def runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
             monkeypatch.delenv(var)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("COLUMNS", "120")  # rich's width when output is not a terminal
     monkeypatch.setenv("AUTOTQA_ENGINE", "scripted")
     monkeypatch.setenv("AUTOTQA_SCRIPTED_REPLIES", str(REPLIES))
     cli._register()
