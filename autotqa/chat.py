@@ -13,8 +13,9 @@ usable); Ctrl-C at the prompt clears the line; Ctrl-D or ``/exit`` leaves with e
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from rich.console import Console
@@ -144,7 +145,7 @@ def _cmd_metrics(repl: ChatREPL, _arg: str) -> bool:
     return True
 
 
-COMMANDS: dict[str, SlashCommand] = {c.name: c for c in (
+COMMANDS: Mapping[str, SlashCommand] = MappingProxyType({c.name: c for c in (
     SlashCommand("/tables", "/tables", "list the tables with their row and column counts", _cmd_tables),
     SlashCommand("/schema", "/schema [TABLE]", "the schema the agents see (one table, or all)", _cmd_schema),
     SlashCommand("/sql", "/sql", "the last answer's query", _cmd_sql),
@@ -153,8 +154,8 @@ COMMANDS: dict[str, SlashCommand] = {c.name: c for c in (
                  _cmd_metrics),
     SlashCommand("/help", "/help", "this list", _cmd_help),
     SlashCommand("/exit", "/exit", "leave (Ctrl-D too)", _cmd_exit),
-)}
-_ALIASES = {"/quit": "/exit", "/q": "/exit", "/?": "/help"}
+)})
+_ALIASES: Mapping[str, str] = MappingProxyType({"/quit": "/exit", "/q": "/exit", "/?": "/help"})
 
 
 @dataclass

@@ -33,6 +33,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import platformdirs
@@ -46,13 +47,13 @@ CONFIG_ENV = "AUTOTQA_CONFIG"
 
 #: Short environment names for the settings people change most; every other field is reachable
 #: as ``AUTOTQA_<SECTION>__<FIELD>``.
-FLAT_ENV: dict[str, str] = {
+FLAT_ENV: Mapping[str, str] = MappingProxyType({
     "AUTOTQA_ENGINE": "engine.kind",
     "AUTOTQA_MODEL": "engine.model",
     "AUTOTQA_BASE_URL": "engine.base_url",
     "AUTOTQA_API_KEY": "engine.api_key",
     "AUTOTQA_MAX_ROUNDS": "agents.max_rounds",
-}
+})
 
 _SECRET_FIELDS = frozenset({"engine.api_key"})
 

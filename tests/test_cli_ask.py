@@ -142,6 +142,17 @@ def test_unreachable_server_is_one_line_exit_1(runner: CliRunner) -> None:
     assert "Traceback" not in res.output
 
 
+def test_missing_model_file_is_one_line_exit_1(runner: CliRunner, tmp_path: Path) -> None:
+    import importlib.util
+
+    res = invoke(runner, "ask", DEMO, QUESTION, "--engine", "local", "--model", str(tmp_path / "none.gguf"))
+    assert res.exit_code == 1
+    lines = _error_lines(res)
+    assert len(lines) == 2 and lines[1].startswith("hint: ") and "Traceback" not in res.output
+    if importlib.util.find_spec("llama_cpp") is not None:  # else: "install the extra" is the error
+        assert lines[0] == f"error: model file not found: {tmp_path / 'none.gguf'}"
+
+
 def test_debug_lets_the_exception_through(runner: CliRunner, tmp_path: Path) -> None:
     res = invoke(runner, "ask", str(tmp_path / "nope.csv"), QUESTION, "--debug")
     assert res.exit_code == 1

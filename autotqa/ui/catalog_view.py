@@ -15,8 +15,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from ..errors import AutoTQAError
 from ..catalog.models import ColumnSchema, TableInfo, TableSchema
+from ..errors import AutoTQAError
 
 
 def tables_table(tables: Sequence[TableInfo]) -> Table:

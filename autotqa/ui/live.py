@@ -23,7 +23,8 @@ from another thread (a background event loop), which rich's console handles with
 
 from __future__ import annotations
 
-from types import TracebackType
+from collections.abc import Mapping
+from types import MappingProxyType, TracebackType
 from typing import Any
 
 from rich.console import Console
@@ -33,13 +34,13 @@ from rich.text import Text
 
 from .render import code_view
 
-_WORKING = {
+_WORKING: Mapping[str, str] = MappingProxyType({
     "user": "reading the question",
     "planner": "planning",
     "engineer": "writing code",
     "executor": "running code",
     "critic": "checking the result",
-}
+})
 
 
 def _one_line(text: str, width: int) -> str:
