@@ -186,3 +186,18 @@ def test_column_names_that_look_like_io_are_usable() -> None:
         refused = ex.run("trips.read_count.sum()")
         assert refused.error == ('line 1: ".read_count" is not allowed: reads files '
                                  "(hint: for a column of that name write df['read_count'])")
+
+
+def test_close_stops_the_spare_and_starts_no_other() -> None:
+    import time
+
+    ex = PandasExecutor({"people": PEOPLE}, CONFIG)
+    deadline = time.monotonic() + 30
+    while ex._spare is None and time.monotonic() < deadline:  # started in the background
+        time.sleep(0.05)
+    spare = ex._spare
+    assert spare is not None and spare.alive()
+    ex.close()
+    assert spare.proc.returncode is not None and ex._spare is None
+    ex._restock()  # a call finishing after close must not leave a child behind
+    assert ex._spare is None

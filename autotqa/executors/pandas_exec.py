@@ -97,7 +97,12 @@ class _Child:
     def send(self, job: bytes, timeout: float) -> tuple[bytes, bytes]:
         """Send the job, wait for the reply; raises subprocess.TimeoutExpired past ``timeout``."""
         self._feeder.join()
-        return self.proc.communicate(input=job, timeout=timeout)
+        try:
+            self.proc.stdin.write(job)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, ValueError):
+            pass  # it died before reading its job: its exit status says why
+        return self.proc.communicate(timeout=timeout)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -129,7 +134,11 @@ class PandasExecutor:
         self._lock = threading.Lock()
         self._prestart = prestart
         self._python = python
-        self._spare: _Child | None = _Child(python, self._tables()) if prestart else None
+        self._spare: _Child | None = None
+        self._closed = False
+        if prestart:
+            # In the background: exporting the tables to Arrow must not delay opening a session.
+            threading.Thread(target=self._restock, daemon=True, name="autotqa-sandbox-prestart").start()
 
     @classmethod
     def from_catalog(cls, catalog: Catalog, config: ExecutorConfig | None = None,
@@ -147,8 +156,13 @@ class PandasExecutor:
             self.close()
 
     def close(self) -> None:
-        """Stop the spare child, if any."""
-        spare, self._spare = getattr(self, "_spare", None), None  # (getattr: __init__ may have failed)
+        """Stop the spare child, if any; no new spare is started afterwards."""
+        lock = getattr(self, "_lock", None)  # (getattr: __init__ may have failed)
+        if lock is None:
+            return
+        with lock:
+            self._closed = True
+            spare, self._spare = self._spare, None
         if spare is not None:
             spare.kill()
 
@@ -191,12 +205,13 @@ class PandasExecutor:
         return child
 
     def _restock(self) -> None:
-        if not self._prestart:
+        if not self._prestart or self._closed:
             return
-        fresh = _Child(self._python, self._tables())
+        fresh: _Child | None = _Child(self._python, self._tables())
         with self._lock:
-            fresh, self._spare = self._spare, fresh
-        if fresh is not None:  # another call restocked first
+            if not self._closed:
+                fresh, self._spare = self._spare, fresh
+        if fresh is not None:  # another call restocked first, or the executor was closed meanwhile
             fresh.kill()
 
     def _run_in_child(self, code: str) -> ExecutionResult:
