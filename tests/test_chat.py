@@ -158,3 +158,21 @@ def test_reader_choice_follows_the_terminal(tmp_path: Path) -> None:
     from autotqa.ui.lineinput import make_reader
 
     assert isinstance(make_reader(tmp_path / "history", stdin=io.StringIO("")), PlainLineReader)
+
+
+def test_chat_command_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from autotqa import cli
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.setenv("AUTOTQA_ENGINE", "scripted")
+    monkeypatch.setenv("AUTOTQA_SCRIPTED_REPLIES", str(REPLIES / "demo.json"))
+    cli._register()
+    res = CliRunner().invoke(cli.app, ["chat", str(tmp_path / "nope.csv")])
+    assert (res.exit_code, res.stderr.splitlines()[0]) == (1, f"error: {tmp_path / 'nope.csv'}: no such file")
+    res = CliRunner().invoke(cli.app, ["chat", str(DEMO), "--engine", "gpt"])
+    assert (res.exit_code, res.stderr.splitlines()[0]) == (2, "error: --engine: unknown engine 'gpt'")
+    # Piped input: the chat reads plain lines and leaves with 0 at the end of input.
+    res = CliRunner().invoke(cli.app, ["chat", str(DEMO), "--no-history"], input="/sql\n")
+    assert res.exit_code == 0 and "no query yet: ask a question first" in res.stdout

@@ -97,7 +97,7 @@ def test_ctrl_c_cancels_a_question_and_the_chat_goes_on(tmp_path: Path) -> None:
     assert finish(child) == 0
 
 
-def test_unknown_command_and_missing_source(tmp_path: Path) -> None:
+def test_unknown_command_gets_a_hint(tmp_path: Path) -> None:
     child = spawn(tmp_path, REPLIES)
     ask(child, "/frobnicate")
     see(child, "unknown command /frobnicate: type /help for the list")
