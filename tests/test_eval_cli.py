@@ -76,3 +76,35 @@ def test_report_published_elsewhere_keeps_its_plot_beside_it(tmp_path: Path) -> 
     assert r.exit_code == 0, r.output
     assert "![accuracy and median latency per strategy](eval_wtq.png)" in target.read_text()
     assert (tmp_path / "pub" / "eval_wtq.png").is_file() and not (tmp_path / "run" / "report.md").exists()
+
+
+def test_sigterm_stops_cleanly_and_writes_the_report(tmp_path: Path, spider_dir: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    replies = tmp_path / "replies.json"
+    replies.write_text(json.dumps(["```sql\nSELECT 1\n```", {"text": "```sql\nSELECT 2\n```", "delay_s": 60},
+                                   "```sql\nSELECT 3\n```"]), encoding="utf-8")
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-c", "from autotqa.cli import main; main()", "eval", "--dataset", "spider",
+           "--data", str(spider_dir), "--limit", "3", "--strategy", "baseline", "--engine", "scripted",
+           "--out", str(out)]
+    env = {**os.environ, "AUTOTQA_SCRIPTED_REPLIES": str(replies), "AUTOTQA_CONFIG": ""}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        results = out / "results-baseline.jsonl"
+        while not (results.is_file() and results.read_text().count("\n") >= 1):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.stdout else ""
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert rc == 130
+    assert len(read_records(results)) == 1
+    assert "| baseline | 1 |" in (out / "report.md").read_text()

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +64,24 @@ def _run_strategy(name: str, spec: RunSpec, out: Path, concurrency: int, config:
         strategy.close()
     console.print(f"{name}: {summary.correct}/{summary.evaluated} correct in this run "
                   f"({summary.accuracy:.1%}), {summary.skipped} resumed, {summary.elapsed_s:.0f} s")
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (``timeout``, a batch scheduler) like Ctrl-C, so sessions close and the report
+    is written; finished questions are already on disk either way."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @app.command("eval")
@@ -114,8 +135,9 @@ def eval_cmd(
     console.print(f"evaluating {spec.describe()} -> {out}")
     llm = engine_from_config(config.engine)
     try:
-        for name in dict.fromkeys(strategy):  # each once, in the order given
-            _run_strategy(name, spec, out, concurrency, config, llm, console)
+        with _terminate_as_interrupt():
+            for name in dict.fromkeys(strategy):  # each once, in the order given
+                _run_strategy(name, spec, out, concurrency, config, llm, console)
     finally:
         with contextlib.suppress(Exception):
             asyncio.run(llm.close())
