@@ -154,19 +154,24 @@ def test_explicit_priority_then_fifo() -> None:
     assert asyncio.run(main()) == ["p0", "p0b", "p1", "p5"]
 
 
-@pytest.mark.parametrize(("aging_s", "expected"), [(4.0, ["block", "X", "Y"]), (0.0, ["block", "Y", "X"])])
-def test_aging_lifts_a_waiting_request(aging_s: float, expected: list[str]) -> None:
+@pytest.mark.parametrize(("aging_skips", "expected"), [
+    (2, ["block", "Y1", "Y2", "X", "Y3", "Y4"]),  # passed over twice: priority 1 -> 0, older wins
+    (0, ["block", "Y1", "Y2", "Y3", "Y4", "X"]),  # aging off
+])
+def test_aging_lifts_a_request_that_keeps_being_passed_over(aging_skips: int, expected: list[str]) -> None:
     async def main() -> list[str]:
-        clock = FakeClock()
-        engine = TimedEngine(clock)
-        sched = Scheduler(engine, clock=clock, aging_s=aging_s)
+        engine = TimedEngine(FakeClock())
+        sched = Scheduler(engine, aging_skips=aging_skips)
         blocker = sched.submit(req("block", agent="blocker"))
         await asyncio.sleep(0)
-        x = sched.submit(req("X", priority=3))  # waits 12 s: three levels at aging_s=4
-        clock.t = 12.0
-        y = sched.submit(req("Y", priority=0))
+        x = sched.submit(req("X", priority=1))
+
+        async def newcomers() -> None:  # a fresh priority-0 request each time the last one ends
+            for i in range(1, 5):
+                await sched.submit(req(f"Y{i}"))
+
         engine.release.set()
-        await asyncio.gather(blocker, x, y)
+        await asyncio.gather(blocker, x, newcomers())
         return order(engine)
 
     assert asyncio.run(main()) == expected

@@ -84,6 +84,8 @@ def serving(
                                            modes=tuple(mode), on_call=on_call))
     result["workload"]["engine"] = engine
     result["workload"]["model"] = cfg.model
+    if cfg.kind == "local":
+        result["workload"]["n_threads"] = cfg.n_threads
     line = json.dumps(result, separators=(",", ":"))
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -137,17 +137,17 @@ class LLMClient:
     """Entry point of the serving layer for agents: one engine behind one scheduler.
 
     ``policy="fifo"`` with ``warm_on_begin=False`` gives the naive baseline (used by the benchmark).
-    ``anticipate_s``/``aging_s``/``max_concurrency``/``clock`` are passed to the scheduler.
+    ``anticipate_s``/``aging_skips``/``max_concurrency``/``clock`` are passed to the scheduler.
     """
 
     def __init__(self, engine: Engine, *, policy: Policy = "app_aware", max_concurrency: int | None = None,
-                 anticipate_s: float = 0.05, aging_s: float = 180.0,
+                 anticipate_s: float = 0.05, aging_skips: int = 32,
                  clock: Callable[[], float] = time.monotonic, metrics: MetricsRecorder | None = None,
                  warm_on_begin: bool = True, warmup_priority: int = 10) -> None:
         self.engine = engine
         self.metrics = metrics if metrics is not None else MetricsRecorder(clock=clock)
         self.scheduler = Scheduler(engine, policy=policy, max_concurrency=max_concurrency, clock=clock,
-                                   metrics=self.metrics, anticipate_s=anticipate_s, aging_s=aging_s)
+                                   metrics=self.metrics, anticipate_s=anticipate_s, aging_skips=aging_skips)
         self.warm_on_begin = warm_on_begin
         self.warmup_priority = warmup_priority
         self._program_ids = itertools.count(1)

@@ -11,8 +11,10 @@ session live on this slot first, older program first, FIFO):
 * **Warm-ups** (prefill-only shared prefix, submitted when a session opens) never delay a ready real
   request — except their own session's: when the chosen request's session still has a queued warm-up,
   the warm-up runs first on that slot (the request needs that prefix anyway).
-* **Priority** (lower = sooner, vLLM convention) with **aging**: each ``aging_s`` a request waits
-  counts as one priority level, so nothing starves.
+* **Priority** (lower = sooner, vLLM convention) with **aging**: every ``aging_skips`` times a ready
+  request is passed over by another dispatch, it gains one priority level, so nothing starves.
+  Aging counts dispatches, not seconds, so the policy is the same on a fast GPU and on a loaded CPU
+  (a seconds-based threshold made a loaded 2-core machine interleave sessions after ~3 calls).
 * **Critical path**: a request that another queued request depends on (``depends_on``) goes first;
   a request whose dependencies are still queued or running is not ready.
 * **Programs already started before new ones**, and **anticipation**: when a live program's call
@@ -52,6 +54,7 @@ class _Entry:
     future: asyncio.Future[GenerationResult]
     chunks: asyncio.Queue[Any] | None = None  # set for streams
     started_at: float = 0.0
+    skipped: int = 0  # dispatches that passed this ready request over (aging)
     task: asyncio.Task[None] | None = None
 
 
@@ -87,7 +90,7 @@ class Scheduler:
 
     def __init__(self, engine: Engine, *, policy: Policy = "app_aware", max_concurrency: int | None = None,
                  clock: Callable[[], float] = time.monotonic, metrics: MetricsRecorder | None = None,
-                 anticipate_s: float = 0.05, aging_s: float = 180.0) -> None:
+                 anticipate_s: float = 0.05, aging_skips: int = 32) -> None:
         if policy not in ("app_aware", "fifo"):
             raise ValueError(f"unknown scheduling policy {policy!r} (app_aware or fifo)")
         self.engine = engine
@@ -95,7 +98,7 @@ class Scheduler:
         self.clock = clock
         self.metrics = metrics
         self.anticipate_s = anticipate_s if policy == "app_aware" else 0.0
-        self.aging_s = aging_s
+        self.aging_skips = aging_skips
         n = max_concurrency if max_concurrency is not None else engine.max_concurrency
         self.slots = [Slot(i) for i in range(max(1, n))]
         #: Request ids in the order they were given a slot (for tests and benchmarks).
@@ -184,12 +187,12 @@ class Scheduler:
     def _ready(self, entry: _Entry) -> bool:
         return not any(self._unfinished[d] for d in entry.request.depends_on)
 
-    def _key(self, entry: _Entry, slot: Slot, now: float) -> tuple[Any, ...]:
+    def _key(self, entry: _Entry, slot: Slot) -> tuple[Any, ...]:
         if self.policy == "fifo":
             return (entry.seq,)
         req = entry.request
         prog = self._programs.get(req.program_id)
-        aged = int((now - entry.submitted_at) // self.aging_s) if self.aging_s > 0 else 0
+        aged = entry.skipped // self.aging_skips if self.aging_skips > 0 else 0
         return (
             1 if entry.warmup else 0,
             req.priority - aged,
@@ -202,7 +205,6 @@ class Scheduler:
 
     def _dispatch(self) -> None:
         self._dispatch_pending = False
-        now = self.clock()
         while True:
             free = [s for s in self.slots if s.running is None]
             ready = [e for e in self._queue if self._ready(e)]
@@ -211,7 +213,7 @@ class Scheduler:
                 for entry in ready:
                     if slot.held_for is not None and entry.request.program_id != slot.held_for:
                         continue
-                    key = self._key(entry, slot, now)
+                    key = self._key(entry, slot)
                     if best is None or key < best[0]:
                         best = (key, slot, entry)
             if best is None:
@@ -219,6 +221,9 @@ class Scheduler:
             _, slot, entry = best
             if self.policy == "app_aware" and not entry.warmup:
                 entry = self._own_warmup(entry) or entry
+            for other in ready:
+                if other is not entry and not other.warmup:
+                    other.skipped += 1
             self._start(slot, entry)
 
     def _own_warmup(self, entry: _Entry) -> _Entry | None:
