@@ -174,3 +174,16 @@ def test_baseline_closes_sources_it_no_longer_needs(spider_dir: Path, tmp_path: 
     assert closed == [two_dbs[0].db_id]               # evicted when the second database opened
     strategy.close()
     assert closed == [two_dbs[0].db_id, two_dbs[1].db_id]
+
+
+def test_agents_strategy_records_why_no_result_came_out(activity_items: list[SpiderItem], tmp_path: Path) -> None:
+    class OutOfBudget(StandInSession):
+        def ask(self, question: str) -> Answer:
+            return Answer(question=question, answer="No supported answer was found within the limits.")
+
+    strategy = AgentsStrategy(Config(), engine=None, session_factory=OutOfBudget)
+    EvalRunner(strategy, tmp_path, dataset="spider").run(activity_items[:1])
+    strategy.close()
+    rec = read_records(tmp_path / "results-agents.jsonl")[0]
+    assert not rec.correct
+    assert rec.error == "no_result: No supported answer was found within the limits."

@@ -113,7 +113,8 @@ def render_markdown(runs: dict[str, list[ResultRecord]], *, plot_name: str | Non
     common = set.intersection(*id_sets) if id_sets else set()
     if len(runs) > 1 and any(s != common for s in id_sets):
         shared = {n: [r for r in recs if r.id in common] for n, recs in runs.items()}
-        out += ["", f"## On the {len(common)} questions every strategy answered", ""]
+        noun = "question" if len(common) == 1 else "questions"
+        out += ["", f"## On the {len(common)} {noun} every strategy answered", ""]
         out += _overall_table(shared)
     gold_errors = sorted({r.id for recs in runs.values() for r in recs if r.gold_error})
     cats = _category_table(runs)

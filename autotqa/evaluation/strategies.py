@@ -337,6 +337,8 @@ class AgentsStrategy:
             prediction_from_result(result, pred)
         elif ans.unanswerable:
             pred.error = "unanswerable: the loop found no answer in the tables"
+        else:  # e.g. the round, token or time budget ran out before any result
+            pred.error = f"no_result: {ans.answer[:200]}"
         pred.latency_s = time.perf_counter() - t0
         return pred
 
