@@ -41,6 +41,7 @@ def main() -> None:
     ap.add_argument("--questions", type=Path, default=ROOT / "datasets" / "demo" / "questions.json")
     ap.add_argument("--data", type=Path, default=ROOT / "datasets" / "demo")
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--traces", type=Path, default=None, help="write every Answer (with its trace) as JSONL")
     ap.add_argument("--threads", type=int, default=None,
                     help="llama.cpp threads (default: all cores; 1 is faster on an oversubscribed machine)")
     args = ap.parse_args()
@@ -58,6 +59,9 @@ def main() -> None:
             t = time.perf_counter()
             ans = session.ask(item["question"])
             secs = time.perf_counter() - t
+            if args.traces:
+                with args.traces.open("a", encoding="utf-8") as fh:
+                    fh.write(ans.model_dump_json() + "\n")
             m = ans.metrics
             ok = matches(item["values"], ans.values)
             rows.append({"question": item["question"], "seconds": round(secs, 2), "correct": ok,

@@ -132,3 +132,11 @@ def test_prompts_are_strict_and_the_header_is_stable():
     assert tail.splitlines()[:3] == ["ENGINEER: write the DuckDB SQL query whose result answers the QUESTION: "
                                      "How many?", "The last query failed: parse: bad",
                                      "Write a corrected one that avoids this error."]
+
+
+def test_plan_validation_removes_code_goals_and_repeats():
+    sql = "SELECT product_id, MAX(unit_price) FROM products"
+    plan = Plan(steps=[PlanStep(goal=sql, tables=["products"]), PlanStep(goal=sql, tables=["products"]),
+                       PlanStep(goal="rank", tables=["products"], after=[2])])
+    assert [s.render() for s in validate_plan(plan, DEMO, ["sql"])] == [
+        "s1: answer the question (tables: products)", "s2: rank (tables: products) after s1"]

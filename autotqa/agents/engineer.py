@@ -54,6 +54,37 @@ def using_joins(sql: str) -> str:
     return tree.sql(dialect="duckdb") if changed else sql
 
 
+def argmax_without_group(sql: str) -> str:
+    """``SELECT name, MAX(price) FROM t [ORDER BY ...] [LIMIT 1]`` means "the row with the largest
+    price", but is invalid SQL (no GROUP BY). Rewrite it as that: the plain column, ordered, one row.
+
+    >>> argmax_without_group("SELECT product_id, MAX(unit_price) FROM products ORDER BY unit_price DESC LIMIT 1")
+    'SELECT product_id, unit_price FROM products ORDER BY unit_price DESC LIMIT 1'
+    >>> argmax_without_group("SELECT name, MIN(price) AS p FROM t")
+    'SELECT name, price AS p FROM t ORDER BY price ASC LIMIT 1'
+    >>> argmax_without_group("SELECT MAX(price) FROM t")
+    'SELECT MAX(price) FROM t'
+    """
+    try:
+        tree = sqlglot.parse_one(sql, read="duckdb")
+    except sqlglot.errors.SqlglotError:
+        return sql
+    if not isinstance(tree, exp.Select) or tree.args.get("group"):
+        return sql
+    aggs = [a for item in tree.expressions for a in item.find_all(exp.AggFunc)]
+    plain = [item for item in tree.expressions if not any(True for _ in item.find_all(exp.AggFunc))]
+    extreme = [a for a in aggs if isinstance(a, exp.Max | exp.Min) and isinstance(a.this, exp.Column)]
+    if not plain or len(aggs) != 1 or len(extreme) != 1:
+        return sql
+    agg = extreme[0]
+    column = agg.this.copy()
+    descending = isinstance(agg, exp.Max)
+    agg.replace(column)
+    if not tree.args.get("order"):
+        tree = tree.order_by(exp.Ordered(this=column.copy(), desc=descending), copy=False).limit(1, copy=False)
+    return tree.sql(dialect="duckdb")
+
+
 def extract_code(text: str, language: Language) -> str:
     """The code inside a (possibly unterminated) fenced block, or the bare code.
 
@@ -101,7 +132,7 @@ class EngineerAgent:
     def _post(self, ctx: RunContext, step: Step, text: str, mode: str) -> str:
         code = extract_code(text, step.language)
         if code and step.language == "sql":
-            code = using_joins(code)
+            code = argmax_without_group(using_joins(code))
         if code:
             ctx.board.add("code", "engineer", code, round=ctx.round, step=step.id,
                           data={"language": step.language, "mode": mode})

@@ -8,6 +8,7 @@ the right plan for most questions anyway.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
@@ -18,8 +19,11 @@ from .base import RunContext, render_prompt
 from .linking import link_tables
 
 
+_CODE = re.compile(r"^\s*(SELECT|WITH|FROM)\b|```", re.I)
+
+
 class PlanStep(BaseModel):
-    goal: str = Field(max_length=120)
+    goal: str = Field(max_length=90)
     tables: list[str] = Field(max_length=4)
     columns: list[str] = Field(default_factory=list, max_length=8)
     lang: Literal["sql", "pandas"] = "sql"
@@ -63,16 +67,23 @@ def validate_plan(plan: Plan, columns: Mapping[str, Sequence[str]], languages: S
     """
     lower = {t.lower(): t for t in columns}
     steps: list[Step] = []
+    ids: dict[int, str] = {}  # the model's step number -> our step id (repeats map to the first)
     for i, raw in enumerate(plan.steps, start=1):
-        tables = [lower[t.lower()] for t in raw.tables if t.lower() in lower]
-        tables = list(dict.fromkeys(tables))
+        goal = " ".join(raw.goal.split())
+        if not goal or _CODE.match(goal):  # code in a goal is copied verbatim by the Engineer
+            goal = "answer the question"
+        same = next((s for s in steps if s.goal == goal), None)
+        if same is not None:  # a repeated step adds nothing but calls
+            ids[i] = same.id
+            continue
+        tables = list(dict.fromkeys(lower[t.lower()] for t in raw.tables if t.lower() in lower))
         known = {c.lower(): c for t in (tables or columns) for c in columns[t]}
         cols = list(dict.fromkeys(known[c.split(".")[-1].lower()] for c in raw.columns
                                   if c.split(".")[-1].lower() in known))
-        after = [f"s{j}" for j in dict.fromkeys(raw.after) if 1 <= j < i]
-        lang = raw.lang if raw.lang in languages else "sql"
-        steps.append(Step(id=f"s{i}", goal=" ".join(raw.goal.split()) or "answer the question",
-                          tables=tables, columns=cols, language=lang, after=after))
+        after = list(dict.fromkeys(ids[j] for j in raw.after if 1 <= j < i))
+        ids[i] = f"s{len(steps) + 1}"
+        steps.append(Step(id=ids[i], goal=goal, tables=tables, columns=cols,
+                          language=raw.lang if raw.lang in languages else "sql", after=after))
     return steps
 
 
@@ -88,7 +99,7 @@ class PlannerAgent:
 
     async def run(self, ctx: RunContext, *, replan: bool = False) -> list[Step]:
         req = ctx.request("planner", render_prompt("planner", replan=replan), output_model=Plan,
-                          max_tokens=160, step_id=f"plan{ctx.round}")
+                          max_tokens=200, step_id=f"plan{ctx.round}")
         try:
             steps = validate_plan((await ctx.generate(req)).parsed, self.columns, self.languages)
         except OutputParseError as err:
