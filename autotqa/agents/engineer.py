@@ -85,6 +85,28 @@ def argmax_without_group(sql: str) -> str:
     return tree.sql(dialect="duckdb")
 
 
+def like_on_dates(sql: str) -> str:
+    """``order_date LIKE '2023%'`` fails in DuckDB (no LIKE on DATE); compare the text form instead.
+
+    Applied when the pattern starts with a digit (a date or number prefix); text LIKEs are untouched.
+
+    >>> like_on_dates("SELECT count(*) FROM orders WHERE order_date LIKE '2023%'")
+    "SELECT COUNT(*) FROM orders WHERE CAST(order_date AS TEXT) LIKE '2023%'"
+    """
+    try:
+        tree = sqlglot.parse_one(sql, read="duckdb")
+    except sqlglot.errors.SqlglotError:
+        return sql
+    changed = False
+    for like in list(tree.find_all(exp.Like, exp.ILike)):
+        pattern = like.expression
+        if isinstance(like.this, exp.Column) and isinstance(pattern, exp.Literal) and pattern.is_string \
+                and pattern.this[:1].isdigit():
+            like.set("this", exp.cast(like.this.copy(), "text"))
+            changed = True
+    return tree.sql(dialect="duckdb") if changed else sql
+
+
 def extract_code(text: str, language: Language) -> str:
     """The code inside a (possibly unterminated) fenced block, or the bare code.
 
@@ -132,7 +154,7 @@ class EngineerAgent:
     def _post(self, ctx: RunContext, step: Step, text: str, mode: str) -> str:
         code = extract_code(text, step.language)
         if code and step.language == "sql":
-            code = argmax_without_group(using_joins(code))
+            code = like_on_dates(argmax_without_group(using_joins(code)))
         if code:
             ctx.board.add("code", "engineer", code, round=ctx.round, step=step.id,
                           data={"language": step.language, "mode": mode})
