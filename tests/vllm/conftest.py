@@ -15,6 +15,7 @@ overlaps the in-process engine's.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import socket
@@ -149,9 +150,14 @@ def inproc_engine(request: pytest.FixtureRequest, tiny_model_dir: Path) -> Itera
     from autotqa.config import EngineConfig
     from autotqa.serving.engines.vllm_engine import VLLMEngine
 
-    engine = VLLMEngine(EngineConfig(kind="vllm", model=str(tiny_model_dir), n_ctx=MAX_MODEL_LEN),
-                        dtype="float32", block_size=BLOCK_SIZE, max_num_seqs=MAX_NUM_SEQS,
-                        enforce_eager=True, distributed_executor_backend="uni")
+    async def build() -> VLLMEngine:
+        # Built inside a running loop and then used from other loops (each test's asyncio.run),
+        # as the benchmark and CLI do: the engine must not bind vLLM to the loop it was built in.
+        return VLLMEngine(EngineConfig(kind="vllm", model=str(tiny_model_dir), n_ctx=MAX_MODEL_LEN),
+                          dtype="float32", block_size=BLOCK_SIZE, max_num_seqs=MAX_NUM_SEQS,
+                          enforce_eager=True, distributed_executor_backend="uni")
+
+    engine = asyncio.run(build())
     try:
         yield engine
     finally:

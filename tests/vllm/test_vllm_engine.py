@@ -8,7 +8,8 @@ import time
 import pytest
 from checks import VLLMCase, VLLMChecks, forced, unique_segments
 
-from autotqa.serving.types import GenerationRequest
+from autotqa.errors import EngineError
+from autotqa.serving.types import GenerationRequest, PromptSegments
 
 pytestmark = pytest.mark.vllm
 
@@ -59,3 +60,12 @@ class TestVLLMEngine(VLLMChecks):
         while eng.llm.get_num_unfinished_requests() != 0:
             assert time.monotonic() < deadline, "vLLM kept generating for a closed stream"
             time.sleep(0.05)
+
+    def test_prompt_longer_than_the_context_is_an_engine_error(self, case: VLLMCase) -> None:
+        too_long = PromptSegments(header="h", tail="x" * 5000)  # 5000 byte tokens > max_model_len 4096
+        with pytest.raises(EngineError, match="maximum|max_model_len|context length|longer"):
+            asyncio.run(case.engine.generate(GenerationRequest(segments=too_long, max_tokens=4)))
+        # The engine is still usable afterwards.
+        after = unique_segments("after", self.tag)
+        ok = asyncio.run(case.engine.generate(GenerationRequest(segments=after, max_tokens=2)))
+        assert ok.usage.prompt_tokens == case.n_tokens(after)

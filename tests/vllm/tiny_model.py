@@ -40,7 +40,7 @@ def _write_tokenizer(out: Path) -> int:
     special_ids = {t: tok.token_to_id(t) for t in SPECIAL_TOKENS}
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
-        "model_max_length": 4096,
+        "model_max_length": 8192,
         "bos_token": None,
         "eos_token": "<|im_end|>",
         "pad_token": "<|endoftext|>",
@@ -72,7 +72,7 @@ def make_tiny_qwen2(out: str | Path, *, seed: int = 0) -> Path:
     eos_id = vocab_size - 1  # <|im_end|> was added last
     config = Qwen2Config(
         vocab_size=vocab_size, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=8192,
         tie_word_embeddings=True, bos_token_id=None, eos_token_id=eos_id,
         pad_token_id=vocab_size - 3, torch_dtype="float32")
     torch.manual_seed(seed)

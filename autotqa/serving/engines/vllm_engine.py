@@ -17,10 +17,11 @@ For a GPU box that runs autotqa itself (no separate server). What the engine map
 - **Prefill only.** One token is generated and discarded: vLLM has no prompt-only request, and one
   decode step is what it costs to leave the prompt's KV blocks in the prefix cache.
 
-Why a private event-loop thread: ``AsyncLLM`` starts its output-handler task on the loop of the
-first request and keeps using it; autotqa (its CLI commands, tests, the benchmark) runs several
-``asyncio.run`` calls per process. All vLLM calls therefore run on one loop owned by this engine,
-and :meth:`VLLMEngine.stream` relays outputs to whichever loop the caller is on.
+Why a private event-loop thread: ``AsyncLLM`` starts its output-handler task on the loop it is
+built in (or else on the loop of the first request) and keeps using it; autotqa (its CLI
+commands, tests, the benchmark) builds engines inside and outside loops and runs several
+``asyncio.run`` calls per process. So ``AsyncLLM`` is built and driven on one loop owned by this
+engine, and :meth:`VLLMEngine.stream` relays outputs to whichever loop the caller is on.
 
 vLLM is imported lazily: this module is importable (and its docs testable) without vLLM.
 Environment: install it with ``scripts/setup-vllm-venv.sh`` (a separate venv, ``.venv-vllm``).
@@ -44,7 +45,7 @@ from ..types import FinishReason, GenerationRequest, GenerationResult, StreamChu
 
 _END = object()
 _FINISH: dict[str | None, FinishReason] = {"stop": "stop", "length": "length", "abort": "cancelled",
-                                           None: "stop"}
+                                           "error": "error", None: "stop"}
 SETUP_HINT = "install vLLM in its own venv: bash scripts/setup-vllm-venv.sh, then use .venv-vllm/bin/python"
 
 
@@ -121,16 +122,26 @@ class VLLMEngine(Engine):
         # end at the user turn and the model would continue the question).
         self.chat_template_kwargs = {"add_generation_prompt": True, **(chat_template_kwargs or {})}
         logger_cls, self.stats = _prefix_stats_logger()
-        try:
-            self.llm = AsyncLLM.from_engine_args(AsyncEngineArgs(**args), stat_loggers=[logger_cls])
-        except (ValueError, OSError, RuntimeError, TypeError) as exc:
-            raise EngineError(f"vLLM could not start with model {config.model}: {exc}",
-                              hint="check the model path and the engine arguments") from exc
-        self.max_concurrency = int(self.llm.vllm_config.scheduler_config.max_num_seqs)
-        self.stats.update(completed_requests=0, prompt_tokens=0, reused_tokens=0)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="vllm-engine-loop", daemon=True)
         self._thread.start()
+
+        async def start() -> Any:
+            # Built on the engine loop: AsyncLLM starts its output handler on the running loop
+            # it is constructed in, if any (a factory called inside asyncio.run would bind it
+            # to the caller's loop, and outputs would never reach requests on this one).
+            return AsyncLLM.from_engine_args(AsyncEngineArgs(**args), stat_loggers=[logger_cls])
+
+        try:
+            self.llm = asyncio.run_coroutine_threadsafe(start(), self._loop).result()
+        except BaseException as exc:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            if isinstance(exc, (ValueError, OSError, RuntimeError, TypeError)):
+                raise EngineError(f"vLLM could not start with model {config.model}: {exc}",
+                                  hint="check the model path and the engine arguments") from exc
+            raise
+        self.max_concurrency = int(self.llm.vllm_config.scheduler_config.max_num_seqs)
+        self.stats.update(completed_requests=0, prompt_tokens=0, reused_tokens=0)
         self._closed = False
 
     @classmethod
