@@ -71,14 +71,14 @@ def synthetic_databases(out: Path, k: int, *, seed: int = 7) -> Path:
     return out
 
 
-def engine_args(ns: argparse.Namespace) -> dict[str, Any]:
+def engine_args(ns: argparse.Namespace, *, on_cpu: bool) -> dict[str, Any]:
     args: dict[str, Any] = {"gpu_memory_utilization": ns.gpu_memory_utilization,
                             "tensor_parallel_size": ns.tensor_parallel_size, "max_num_seqs": ns.max_num_seqs,
                             "dtype": ns.dtype, "enforce_eager": ns.enforce_eager}
     if ns.block_size:
         args["block_size"] = ns.block_size
-    if os.environ.get("VLLM_TARGET_DEVICE") == "cpu" or ns.dtype == "float32":
-        args.pop("gpu_memory_utilization")  # CPU: the KV budget is VLLM_CPU_KVCACHE_SPACE
+    if on_cpu:
+        args.pop("gpu_memory_utilization")  # CPU: the KV budget is VLLM_CPU_KVCACHE_SPACE (GiB)
     return args
 
 
@@ -147,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     data = ns.data or synthetic_databases(Path(tempfile.gettempdir()) / "autotqa-bench-synth", ns.sessions)
     specs = build_sessions(data, ns.sessions)
     cfg = EngineConfig(kind="vllm", model=str(model), n_ctx=ns.max_model_len)
-    args = engine_args(ns)
+    from vllm.platforms import current_platform
+
+    args = engine_args(ns, on_cpu=current_platform.is_cpu())
 
     def factory(mode: Any) -> VLLMEngine:
         t = time.perf_counter()
