@@ -4,6 +4,9 @@ Run as their own group, in the vLLM venv (see scripts/setup-vllm-venv.sh)::
 
     .venv-vllm/bin/python -m pytest -m vllm tests/vllm
 
+(add ``--confcutdir=tests/vllm`` under CI=true while tests/conftest.py demands llama-cpp-python in
+every environment: this venv has none, and this group has no ``model`` test.)
+
 In an environment without vLLM (the main .venv) nothing here is collected, so ``pytest`` over the
 whole tree stays green there. Everything is offline: the model is generated (``tiny_model.py``),
 and the hub is switched off before vLLM or transformers are imported.
