@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_suite import COUNT_TAIL, Answer, collect, model_path, run, segments  # noqa: F401
+from engine_suite import COUNT_TAIL, SCHEMA, Answer, collect, model_path, run, segments  # noqa: F401
 
 from autotqa.config import EngineConfig
 from autotqa.errors import EngineError
