@@ -18,14 +18,14 @@ SHARED_DATASETS = Path(os.environ.get("AUTOTQA_SHARED_DATASETS", REPO_ROOT.paren
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if importlib.util.find_spec("llama_cpp") is not None:
+    needs_model = [item for item in items if "model" in item.keywords]
+    if not needs_model or importlib.util.find_spec("llama_cpp") is not None:
         return
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         raise pytest.UsageError("CI=true but llama-cpp-python is not installed: install the `local` extra")
     skip = pytest.mark.skip(reason="llama-cpp-python not installed (pip install -e '.[local]')")
-    for item in items:
-        if "model" in item.keywords:
-            item.add_marker(skip)
+    for item in needs_model:
+        item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
