@@ -62,7 +62,9 @@ def serving(
     cfg = config.engine.model_copy(update={"persist_prefix": False})
 
     def factory(m: ModeSpec) -> Any:
-        options = {"session_cache": m.session_cache} if cfg.kind == "local" else {}
+        # In-process engines (llama.cpp, vLLM) keep KV state across calls: naive mode turns it off.
+        in_process = cfg.kind == "local" or (cfg.kind == "vllm" and not cfg.base_url)
+        options = {"session_cache": m.session_cache} if in_process else {}
         return build_engine(cfg, **options)
 
     console = Console(stderr=True)
