@@ -1,6 +1,6 @@
 """Benchmark: seconds per demo question and share of prompt tokens reused, embedded model.
 
-    .venv/bin/python eval/bench_demo.py [--limit N] [--questions datasets/demo/questions.json]
+    .venv/bin/python eval/bench_demo.py [--limit N] [--questions datasets/demo_questions.json]
 
 One session over the demo tables (as in ``autotqa chat``): the session opens and warms the schema
 prefix, then each question is timed from ``ask`` to answer. Reuse is reused / prompt tokens over
@@ -38,7 +38,7 @@ def matches(expected: list[Any], got: list[Any]) -> bool:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--questions", type=Path, default=ROOT / "datasets" / "demo" / "questions.json")
+    ap.add_argument("--questions", type=Path, default=ROOT / "datasets" / "demo_questions.json")
     ap.add_argument("--data", type=Path, default=ROOT / "datasets" / "demo")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--traces", type=Path, default=None, help="write every Answer (with its trace) as JSONL")

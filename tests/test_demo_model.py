@@ -2,7 +2,7 @@
 
 Slow on a CPU (seconds per question): marked ``model``. One session answers all questions, as in
 ``autotqa chat``, so the warmed schema prefix is shared. Questions and expected values live in
-``datasets/demo/questions.json`` (computed by SQL, see the demo README); they only score here.
+``datasets/demo_questions.json`` (computed by SQL, see the demo README); they only score here.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 DEMO = Path(__file__).resolve().parent.parent / "datasets" / "demo"
-QUESTIONS = json.loads((DEMO / "questions.json").read_text())
+QUESTIONS = json.loads((DEMO.parent / "demo_questions.json").read_text())
 # Single-table and multi-table (join + aggregation) questions.
 CHOSEN = [q for q in QUESTIONS if q["question"] in {
     "How many customers are there?",
