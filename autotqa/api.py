@@ -51,8 +51,12 @@ def open_catalog(sources: Any) -> Any:
     return Catalog.from_sources(list(sources))
 
 
-def build_workspace(catalog: Any, config: Config) -> Workspace:
-    """Schema text, column names and executors of a catalog: what the orchestrator needs."""
+def build_workspace(catalog: Any, config: Config, *, prestart_pandas: bool = True) -> Workspace:
+    """Schema text, column names and executors of a catalog: what the orchestrator needs.
+
+    ``prestart_pandas`` keeps a spare sandbox child ready (worth it in chat; a one-shot question
+    rarely needs pandas and should not pay for a child process it never uses).
+    """
     from .executors.sql import SQLExecutor
 
     executors: dict[Language, Executor] = {"sql": SQLExecutor.from_catalog(catalog, config.executor)}
@@ -61,7 +65,7 @@ def build_workspace(catalog: Any, config: Config) -> Workspace:
     except ImportError:  # pandas steps then run as SQL steps
         pass
     else:
-        executors["pandas"] = PandasExecutor.from_catalog(catalog, config.executor)
+        executors["pandas"] = PandasExecutor.from_catalog(catalog, config.executor, prestart=prestart_pandas)
     columns = {table: [getattr(c, "name", c) for c in cols]
                for table, cols in catalog.columns_by_table().items()}
     schema = catalog.schema().render(token_budget=config.agents.schema_token_budget)
@@ -77,7 +81,8 @@ class Session:
     """
 
     def __init__(self, sources: Any, *, config: Config | None = None, engine: Engine | None = None,
-                 warm: bool = True, close_engine: bool | None = None) -> None:
+                 warm: bool = True, close_engine: bool | None = None,
+                 prestart_pandas: bool = True) -> None:
         self.config = config or Config()
         self._owns_catalog = not _is_catalog(sources)
         self.catalog = open_catalog(sources) if self._owns_catalog else sources
@@ -96,7 +101,8 @@ class Session:
         self._thread = threading.Thread(target=self._loop.run_forever, name="autotqa-session", daemon=True)
         self._thread.start()
         try:
-            workspace = build_workspace(self.catalog, self.config)
+            workspace = build_workspace(self.catalog, self.config, prestart_pandas=prestart_pandas)
+            self._executors = dict(workspace.executors)
             self.client: LLMClient = self._call(self._make_client())
             self.orchestrator = Orchestrator(self.client, workspace, self.config, session_id=self.session_id)
             self._warm = self._submit(self.orchestrator.warm()) if warm else None
@@ -127,10 +133,29 @@ class Session:
             handler(event)
 
     def ask(self, question: str) -> Answer:
-        """Answer ``question``; earlier questions and answers of this session are its context."""
+        """Answer ``question``; earlier questions and answers of this session are its context.
+
+        A KeyboardInterrupt (Ctrl-C) while waiting cancels the run on the session's loop and waits
+        until it has unwound, so the session stays usable, the engine is free for the next
+        question, and the cancelled question does not enter the history.
+        """
         self._await_warm()
-        answer = self._call(self.orchestrator.answer(question, history=tuple(self.history),
-                                                     on_event=self._dispatch))
+        unwound = threading.Event()
+
+        async def run() -> Answer:
+            try:
+                return await self.orchestrator.answer(question, history=tuple(self.history),
+                                                      on_event=self._dispatch)
+            finally:
+                unwound.set()
+
+        future = self._submit(run())
+        try:
+            answer = future.result()
+        except KeyboardInterrupt:
+            future.cancel()
+            unwound.wait(timeout=10)
+            raise
         self.history.append((answer.question, answer.answer))
         return answer
 
@@ -158,6 +183,9 @@ class Session:
         try:
             if self._warm is not None:
                 self._warm.cancel()
+            for executor in getattr(self, "_executors", {}).values():
+                if hasattr(executor, "close"):  # the pandas sandbox's spare child process
+                    executor.close()
             client = getattr(self, "client", None)
             if client is not None:
                 if self._owns_engine:
@@ -182,5 +210,5 @@ class Session:
 
 def ask(sources: Any, question: str, *, config: Config | None = None, engine: Engine | None = None) -> Answer:
     """Answer one question about ``sources`` (paths, DataFrames, ``{name: DataFrame}``, a Catalog)."""
-    with Session(sources, config=config, engine=engine) as session:
+    with Session(sources, config=config, engine=engine, prestart_pandas=False) as session:
         return session.ask(question)

@@ -12,7 +12,6 @@ usable); Ctrl-C at the prompt clears the line; Ctrl-D or ``/exit`` leaves with e
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -43,44 +42,19 @@ class ChatSession(Protocol):
 
 
 def ask_cancellable(session: Any, question: str) -> Answer:
-    """``session.ask(question)``, but a Ctrl-C also stops the run behind it.
+    """``session.ask(question)``; a Ctrl-C also stops the run behind it.
 
-    Why: the session answers on its own event-loop thread, so a KeyboardInterrupt in this thread
-    only stops the *waiting*; the run would go on using the engine (and, with the scripted engine,
-    its replies) and the next question would queue behind it. A session that offers ``cancel()``
-    is asked to stop. ``autotqa.Session`` does not (yet), so its run is submitted here the way its
-    ``ask`` does it (``_submit``, ``orchestrator.answer``, ``_dispatch``, ``history``) and the
-    future is cancelled on Ctrl-C, which cancels the task on the session's loop. Either way the
-    session stays usable and the cancelled question does not enter the history.
+    ``autotqa.Session.ask`` cancels its own run on KeyboardInterrupt (the run lives on the
+    session's loop thread, so stopping only the wait would leave it using the engine). Other
+    session objects may offer ``cancel()``, which is called on Ctrl-C.
     """
-    cancel = getattr(session, "cancel", None)
-    if callable(cancel) or not hasattr(session, "_submit"):
-        try:
-            return session.ask(question)
-        except KeyboardInterrupt:
-            if callable(cancel):
-                cancel()
-            raise
-    session._await_warm()
-    stopped = threading.Event()
-
-    async def run() -> Answer:
-        try:
-            return await session.orchestrator.answer(question, history=tuple(session.history),
-                                                     on_event=session._dispatch)
-        finally:
-            stopped.set()  # after the run's own cleanup (its program has ended)
-
-    future = session._submit(run())
     try:
-        answer = future.result()
+        return session.ask(question)
     except KeyboardInterrupt:
-        future.cancel()  # cancels the task on the session's loop
-        # Wait until the run has really unwound, so none of its events leak into the next question.
-        stopped.wait(timeout=10)
+        cancel = getattr(session, "cancel", None)
+        if callable(cancel):
+            cancel()
         raise
-    session.history.append((answer.question, answer.answer))
-    return answer
 
 
 @dataclass(frozen=True)
