@@ -101,7 +101,7 @@ def test_sigterm_stops_cleanly_and_writes_the_report(tmp_path: Path, spider_dir:
             assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.stdout else ""
             time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
-        rc = proc.wait(timeout=30)
+        rc = proc.wait(timeout=120)  # generous: report writing imports matplotlib, slow on a busy CI box
     finally:
         if proc.poll() is None:
             proc.kill()

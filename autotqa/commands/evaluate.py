@@ -38,10 +38,10 @@ def _flags(engine: str | None, model: str | None, base_url: str | None) -> dict[
 
 
 def _run_strategy(name: str, spec: RunSpec, out: Path, concurrency: int, config: Any, engine: Any,
-                  console: Console) -> None:
+                  console: Console, stop: threading.Event) -> None:
     items = spec.items()
     strategy = build_strategy(name, config, engine, concurrency=concurrency)
-    runner = EvalRunner(strategy, out, dataset=spec.dataset, concurrency=concurrency)
+    runner = EvalRunner(strategy, out, dataset=spec.dataset, concurrency=concurrency, stop=stop)
     todo = runner.pending(items)
     done_before = len(items) - len(todo)
     counts = {"n": 0, "correct": 0}
@@ -67,21 +67,25 @@ def _run_strategy(name: str, spec: RunSpec, out: Path, concurrency: int, config:
 
 
 @contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM (``timeout``, a batch scheduler) like Ctrl-C, so sessions close and the report
-    is written; finished questions are already on disk either way."""
+def _terminate_as_interrupt() -> Iterator[threading.Event]:
+    """Treat SIGTERM (``timeout``, a batch scheduler) and Ctrl-C alike, so sessions close and the
+    report is written; finished questions are already on disk either way. The yielded event is set
+    on either signal, for the runner to check (see ``EvalRunner``'s ``stop``)."""
+    stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stop
         return
 
     def interrupt(signum: int, frame: object) -> None:
+        stop.set()
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        yield
+        yield stop
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @app.command("eval")
@@ -135,9 +139,9 @@ def eval_cmd(
     console.print(f"evaluating {spec.describe()} -> {out}")
     llm = engine_from_config(config.engine)
     try:
-        with _terminate_as_interrupt():
+        with _terminate_as_interrupt() as stop:
             for name in dict.fromkeys(strategy):  # each once, in the order given
-                _run_strategy(name, spec, out, concurrency, config, llm, console)
+                _run_strategy(name, spec, out, concurrency, config, llm, console, stop)
     finally:
         with contextlib.suppress(Exception):
             asyncio.run(llm.close())

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -105,7 +106,12 @@ class EvalRunner:
     """Runs one strategy over items, appending each scored question to ``DIR/results-<strategy>.jsonl``."""
 
     def __init__(self, strategy: Strategy, out_dir: str | Path, *, dataset: str,
-                 concurrency: int = 1) -> None:
+                 concurrency: int = 1, stop: threading.Event | None = None) -> None:
+        # ``stop`` is set by a signal handler. The KeyboardInterrupt it raises can be swallowed when
+        # it lands inside a library callback (sqlite3's text factory or progress handler turn it
+        # into their own errors), so the run also checks the flag: the question in flight then is
+        # not recorded (a resumed run asks it again) and nothing after it starts.
+        self.stop = stop
         self.strategy = strategy
         self.out_dir = Path(out_dir)
         self.dataset = dataset
@@ -146,6 +152,8 @@ class EvalRunner:
                              evaluated=0, correct=0, elapsed_s=0.0)
 
         def record(rec: ResultRecord) -> None:
+            if self.stop is not None and self.stop.is_set():
+                raise KeyboardInterrupt
             self.store.append(rec)
             summary.evaluated += 1
             summary.correct += int(rec.correct)

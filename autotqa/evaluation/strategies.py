@@ -15,6 +15,7 @@ question asked on it, which is what a person asking that question would wait for
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import re
 import threading
 import time
@@ -128,7 +129,18 @@ class LoopThread:
         self._thread.start()
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            # Wake up now and then: a SIGTERM/SIGINT that the kernel delivered to another thread
+            # only runs its Python handler once the main thread executes bytecode again.
+            while True:
+                try:
+                    return future.result(timeout=0.2)
+                except concurrent.futures.TimeoutError:
+                    continue
+        except KeyboardInterrupt:
+            future.cancel()
+            raise
 
     def close(self) -> None:
         if self.loop.is_running():
