@@ -140,3 +140,19 @@ def test_plan_validation_removes_code_goals_and_repeats():
                        PlanStep(goal="rank", tables=["products"], after=[2])])
     assert [s.render() for s in validate_plan(plan, DEMO, ["sql"])] == [
         "s1: answer the question (tables: products)", "s2: rank (tables: products) after s1"]
+
+
+def test_requalify_columns_only_touches_references_that_cannot_bind():
+    from autotqa.agents.engineer import requalify_columns
+
+    cols = {"customers": ["customer_id", "country", "name"], "orders": ["order_id", "customer_id"],
+            "stores": ["store_id", "country"]}
+    wrong = "SELECT o.order_id FROM customers c JOIN orders o USING (customer_id) WHERE o.country = 'DE'"
+    assert requalify_columns(wrong, cols) == (
+        "SELECT o.order_id FROM customers AS c JOIN orders AS o USING (customer_id) WHERE c.country = 'DE'")
+    fine = "SELECT c.name FROM customers c JOIN orders o USING (customer_id)"
+    assert requalify_columns(fine, cols) == fine
+    # Two joined tables have "country": no guess.
+    ambiguous = ("SELECT 1 FROM orders o JOIN customers c USING (customer_id) "
+                 "JOIN stores s ON s.store_id = o.order_id WHERE o.country = 'DE'")
+    assert requalify_columns(ambiguous, cols) == ambiguous

@@ -54,6 +54,42 @@ def using_joins(sql: str) -> str:
     return tree.sql(dialect="duckdb") if changed else sql
 
 
+def requalify_columns(sql: str, columns: Mapping[str, Sequence[str]]) -> str:
+    """Move ``alias.col`` to the one joined table that has ``col`` when the named one has not.
+
+    A small model often puts a column on the wrong side of a join (``orders.country`` where only
+    ``customers`` has ``country``) and, decoding greedily, repeats the mistake on every repair.
+    Only references that cannot bind are touched, and only when exactly one table of the same
+    SELECT has the column, so a query that runs is never changed.
+
+    >>> requalify_columns("SELECT count(*) FROM customers AS c JOIN orders AS o USING (id) WHERE o.country = 'DE'",
+    ...                   {"customers": ["id", "country"], "orders": ["id", "status"]})
+    "SELECT COUNT(*) FROM customers AS c JOIN orders AS o USING (id) WHERE c.country = 'DE'"
+    """
+    try:
+        tree = sqlglot.parse_one(sql, read="duckdb")
+    except sqlglot.errors.SqlglotError:
+        return sql
+    known = {t.lower(): {c.lower() for c in cols} for t, cols in columns.items()}
+    changed = False
+    for select in tree.find_all(exp.Select):
+        from_ = select.args.get("from_") or select.args.get("from")
+        tables = [from_.this] if from_ is not None else []
+        tables += [j.this for j in select.args.get("joins") or []]
+        sources = {t.alias_or_name.lower(): t.name.lower() for t in tables
+                   if isinstance(t, exp.Table) and t.name.lower() in known}
+        for col in select.find_all(exp.Column):
+            qualifier = col.table.lower()
+            if (not qualifier or qualifier not in sources or col.find_ancestor(exp.Select) is not select
+                    or col.name.lower() in known[sources[qualifier]]):
+                continue
+            holders = [alias for alias, table in sources.items() if col.name.lower() in known[table]]
+            if len(holders) == 1:
+                col.set("table", exp.to_identifier(holders[0]))
+                changed = True
+    return tree.sql(dialect="duckdb") if changed else sql
+
+
 def argmax_without_group(sql: str) -> str:
     """``SELECT name, MAX(price) FROM t [ORDER BY ...] [LIMIT 1]`` means "the row with the largest
     price", but is invalid SQL (no GROUP BY). Rewrite it as that: the plain column, ordered, one row.
@@ -154,7 +190,7 @@ class EngineerAgent:
     def _post(self, ctx: RunContext, step: Step, text: str, mode: str) -> str:
         code = extract_code(text, step.language)
         if code and step.language == "sql":
-            code = like_on_dates(argmax_without_group(using_joins(code)))
+            code = like_on_dates(argmax_without_group(requalify_columns(using_joins(code), self.columns)))
         if code:
             ctx.board.add("code", "engineer", code, round=ctx.round, step=step.id,
                           data={"language": step.language, "mode": mode})
