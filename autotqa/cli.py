@@ -57,6 +57,20 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def config_from_flags(flags: dict[str, Any]) -> Any:
+    """The settings with these command-line flags on top (``None`` = not given).
+
+    A bad flag value is a usage error (exit 2); a bad environment variable or config file stays a
+    ConfigError (exit 1) that names where the value came from.
+    """
+    from .settings import FlagError, load_config
+
+    try:
+        return load_config(flags)
+    except FlagError as exc:
+        raise fail(exc.message, exc.hint, code=2) from None
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"autotqa {__version__}")

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 from ..answer import Answer
-from ..cli import app, fail, handle_errors
+from ..cli import app, config_from_flags, fail, handle_errors
 from ..errors import ConfigError
 
 
@@ -73,14 +73,10 @@ def ask_cmd(
     if not question.strip():
         raise fail("the question is empty", code=2)
     from ..api import Session
-    from ..settings import FlagError, load_config
     from ..ui.engine import engine_from_config
 
-    try:
-        config = load_config({"engine.kind": engine, "engine.model": model, "engine.base_url": base_url,
-                              "agents.max_rounds": max_rounds})
-    except FlagError as exc:  # a bad flag value is a usage error
-        raise fail(exc.message, exc.hint, code=2) from None
+    config = config_from_flags({"engine.kind": engine, "engine.model": model, "engine.base_url": base_url,
+                                "agents.max_rounds": max_rounds})
     console = Console(stderr=as_json)
     view: Any = None
     if verbose and not as_json:

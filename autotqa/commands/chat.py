@@ -17,7 +17,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from ..cli import app, fail, handle_errors
+from ..cli import app, config_from_flags, handle_errors
 
 
 @app.command("chat")
@@ -47,16 +47,13 @@ def chat_cmd(
     """
     from ..api import Session
     from ..chat import ChatREPL
-    from ..settings import FlagError, data_dir, load_config
+    from ..settings import data_dir
     from ..ui.catalog_view import schema_view, tables_table
     from ..ui.engine import engine_from_config
     from ..ui.lineinput import make_reader
 
-    try:
-        config = load_config({"engine.kind": engine, "engine.model": model, "engine.base_url": base_url,
-                              "agents.max_rounds": max_rounds})
-    except FlagError as exc:  # a bad flag value is a usage error
-        raise fail(exc.message, exc.hint, code=2) from None
+    config = config_from_flags({"engine.kind": engine, "engine.model": model, "engine.base_url": base_url,
+                                "agents.max_rounds": max_rounds})
     console = Console(highlight=False)
     with console.status("loading tables…", spinner="dots") if console.is_terminal else nullcontext():
         built = engine_from_config(config.engine)
