@@ -4,6 +4,6 @@
 source "$(dirname "$0")/_env.sh"
 install_autotqa "local"
 .venv/bin/autotqa model fetch
-QUESTION=${1:-"Which product category has the highest total revenue?"}
+QUESTION=${1:-"How many orders were placed by customers from Germany?"}
 echo "\$ autotqa ask datasets/demo \"$QUESTION\""
 exec .venv/bin/autotqa ask datasets/demo "$QUESTION"
