@@ -77,6 +77,10 @@ def engine_args(ns: argparse.Namespace, *, on_cpu: bool) -> dict[str, Any]:
                             "dtype": ns.dtype, "enforce_eager": ns.enforce_eager}
     if ns.block_size:
         args["block_size"] = ns.block_size
+    if ns.load_format:
+        args["load_format"] = ns.load_format
+    if ns.attention_backend:
+        args["attention_backend"] = ns.attention_backend
     if on_cpu:
         args.pop("gpu_memory_utilization")  # CPU: the KV budget is VLLM_CPU_KVCACHE_SPACE (GiB)
     return args
@@ -95,6 +99,10 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [f"# Serving benchmark on vLLM ({w['model_name']})", "",
              f"{w['sessions']} sessions x {w['calls_per_session']} calls, max {w['max_tokens']} output tokens, "
              f"device: {w['device']}, vLLM {w['vllm_version']}, engine args `{json.dumps(w['engine_args'])}`.", "",
+             *([f"Weights: **random** (`load_format=dummy`): the {w['model_name']} architecture and tokenizer with "
+                "weights of the right shapes but random values, so every call generates its full "
+                f"{w['max_tokens']} tokens; serving cost depends on shapes and token counts, not on weight values.", ""]
+               if w["engine_args"].get("load_format") == "dummy" else []),
              "| mode | wall s | calls/s | prompt tok/s | output tok/s | median call s | p95 call s | "
              "median session s | reuse ratio | computed tokens |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -126,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dtype", default="auto")
     p.add_argument("--block-size", type=int, default=None)
     p.add_argument("--enforce-eager", action="store_true", help="skip CUDA graphs / torch.compile (faster start)")
+    p.add_argument("--load-format", default=None,
+                   help="vLLM load format; 'dummy' = random weights of the model's shape (config.json + "
+                        "tokenizer only: the cost of serving does not depend on the weights' values)")
+    p.add_argument("--attention-backend", default=None, help="vLLM attention backend, e.g. TRITON_ATTN")
     p.add_argument("--out", type=Path, default=None, help="also write the JSON result here")
     p.add_argument("--md", type=Path, default=None, help="also write a markdown table here")
     ns = p.parse_args(argv)

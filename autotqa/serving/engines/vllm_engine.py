@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import inspect
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -141,6 +142,9 @@ class VLLMEngine(Engine):
                                   hint="check the model path and the engine arguments") from exc
             raise
         self.max_concurrency = int(self.llm.vllm_config.scheduler_config.max_num_seqs)
+        # vLLM 0.32 tags requests with a session id (its KV-cache events carry it); 0.26, the last
+        # release built for torch 2.11 (what GPU images often carry), has no such argument.
+        self._takes_session_id = "session_id" in inspect.signature(self.llm.generate).parameters
         self.stats.update(completed_requests=0, prompt_tokens=0, reused_tokens=0)
         self._closed = False
 
@@ -179,9 +183,9 @@ class VLLMEngine(Engine):
         """Run one request on the engine loop; hand each RequestOutput (then ``_END``) to ``emit``."""
         try:
             engine_input = await self._render(request)
+            extra = {"session_id": request.session_id} if self._takes_session_id else {}
             async for out in self.llm.generate(engine_input, self._sampling_params(request),
-                                               request.request_id, priority=request.priority,
-                                               session_id=request.session_id):
+                                               request.request_id, priority=request.priority, **extra):
                 emit(out)
         except asyncio.CancelledError:
             raise
@@ -269,6 +273,9 @@ class VLLMEngine(Engine):
         self._thread.join(10)
         if not self._thread.is_alive():
             self._loop.close()
+        # Let the AsyncLLM go now: kept until interpreter exit, its __del__ runs shutdown() again
+        # while modules are being torn down and prints "TypeError: 'NoneType' object is not callable".
+        self.llm = None
 
     async def close(self) -> None:
         """:meth:`close_sync` off the caller's loop."""
