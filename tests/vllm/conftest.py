@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 if importlib.util.find_spec("vllm") is None:  # main venv: this group needs .venv-vllm
-    collect_ignore_glob = ["test_*.py", "tiny_model.py", "checks.py"]
+    collect_ignore_glob = ["test_*.py", "tiny_model.py", "checks.py", "packaged_model.py"]
 
 # Before any vLLM/transformers import (vLLM reads its env at import time).
 for _k, _v in {
