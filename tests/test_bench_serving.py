@@ -120,3 +120,15 @@ def test_combine_per_mode_runs(data_dir: Path, monkeypatch: pytest.MonkeyPatch) 
     bad.write_text(json.dumps({"workload": {"sessions": 9}, "naive": {}}))
     res = runner.invoke(app, ["bench", "combine", files[0], str(bad)])
     assert res.exit_code == 1 and "different workloads" in res.stderr
+
+
+def test_bad_options_are_usage_errors(data_dir: Path) -> None:
+    """Exit 2 with one error line, as documented for every command (0 ok, 1 error, 2 usage)."""
+    from autotqa.cli import _register, app
+
+    _register()
+    runner = CliRunner()
+    res = runner.invoke(app, ["bench", "serving", "--engine", "gpt", "--data", str(data_dir)])
+    assert res.exit_code == 2 and "error: unknown engine 'gpt'" in res.output, res.output
+    res = runner.invoke(app, ["bench", "serving", "--mode", "fastest", "--data", str(data_dir)])
+    assert res.exit_code == 2 and "error: unknown mode 'fastest'" in res.output, res.output

@@ -20,14 +20,19 @@ def invoke(args: list[str], env: dict[str, str] | None = None):  # noqa: ANN201
 
 def test_usage_errors(tmp_path: Path) -> None:
     r = invoke(["eval", "--dataset", "spider", "--data", str(tmp_path)])
-    assert r.exit_code == 1 and "error: --out is required" in r.output
+    assert r.exit_code == 2 and "error: --out is required" in r.output
     r = invoke(["eval", "--dataset", "nope", "--data", str(tmp_path), "--out", str(tmp_path / "o")])
-    assert r.exit_code == 1 and "error: --dataset must be spider or wtq" in r.output
+    assert r.exit_code == 2 and "error: --dataset must be spider or wtq" in r.output
     r = invoke(["eval", "--dataset", "wtq", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
                 "--strategy", "magic"])
-    assert r.exit_code == 1 and "unknown strategy 'magic'" in r.output
+    assert r.exit_code == 2 and "unknown strategy 'magic'" in r.output
     r = invoke(["eval", "frobnicate", str(tmp_path)])
-    assert r.exit_code == 1 and "unknown eval action 'frobnicate'" in r.output
+    assert r.exit_code == 2 and "unknown eval action 'frobnicate'" in r.output
+    # A bad engine flag is a usage error here too (exit 2), as in `autotqa ask`.
+    data = tmp_path / "wtq"
+    (data / "tables").mkdir(parents=True)
+    r = invoke(["eval", "--dataset", "wtq", "--data", str(data), "--out", str(tmp_path / "o2"), "--engine", "gpt"])
+    assert r.exit_code == 2 and "error: --engine: unknown engine 'gpt'" in r.output, r.output
 
 
 def test_report_subcommand_rerenders_from_results(tmp_path: Path) -> None:

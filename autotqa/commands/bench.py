@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..cli import app, handle_errors
+from ..cli import app, config_from_flags, fail, handle_errors
 from ..errors import ConfigError
 
 bench_app = typer.Typer(help="Benchmarks of autotqa's parts.", no_args_is_help=True)
@@ -44,20 +44,19 @@ def serving(
     from ..serving.bench import MODES, ModeSpec, run_benchmark
     from ..serving.factory import build_engine
     from ..serving.workload import build_sessions
-    from ..settings import load_config
 
     if engine not in ("local", "openai", "vllm"):
-        raise ConfigError(f"unknown engine {engine!r}", hint="use --engine local, openai or vllm")
+        raise fail(f"unknown engine {engine!r}", hint="use --engine local, openai or vllm", code=2)
     unknown = [m for m in mode if m not in MODES]
     if unknown:
-        raise ConfigError(f"unknown mode {unknown[0]!r}", hint="use --mode naive and/or --mode app_aware")
+        raise fail(f"unknown mode {unknown[0]!r}", hint="use --mode naive and/or --mode app_aware", code=2)
     if not data.is_dir():
         raise ConfigError(f"no dataset folder at {data}", hint="pass --data ../shared/datasets/spider-train")
     try:
         specs = build_sessions(data, sessions)
     except FileNotFoundError as exc:
         raise ConfigError(str(exc), hint="use fewer --sessions or another --data folder") from None
-    config = load_config({"engine.kind": engine, "engine.model": model, "engine.base_url": base_url})
+    config = config_from_flags({"engine.kind": engine, "engine.model": model, "engine.base_url": base_url})
     # Measure serving within one process: a prefix persisted by an earlier run must not help.
     cfg = config.engine.model_copy(update={"persist_prefix": False})
 

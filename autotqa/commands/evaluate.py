@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 
-from ..cli import app, handle_errors
+from ..cli import app, config_from_flags, fail, handle_errors
 from ..errors import ConfigError
 from ..evaluation.harness import RunSpec, bind_spec
 from ..evaluation.report import write_report
@@ -113,10 +113,11 @@ def eval_cmd(
     console = Console(stderr=True)
     if action is not None:
         if action != "report" or report_dir is None:
-            raise ConfigError(f"unknown eval action {action!r}", hint="use: autotqa eval report DIR")
+            raise fail(f"unknown eval action {action!r}", hint="use: autotqa eval report DIR", code=2)
         report_only, out = True, report_dir
     if out is None:
-        raise ConfigError("--out is required", hint="name a folder for results, e.g. --out eval/runs/wtq100")
+        raise fail("--out is required", hint="name a folder for results, e.g. --out eval/runs/wtq100",
+                   code=2)
     if report_only:
         if not out.is_dir():
             raise ConfigError(f"no run folder at {out}")
@@ -124,17 +125,17 @@ def eval_cmd(
         print(path.read_text(encoding="utf-8"), end="")
         return
     if dataset not in ("spider", "wtq"):
-        raise ConfigError("--dataset must be spider or wtq", hint="e.g. --dataset wtq --data ../shared/datasets/wtq-train")
+        raise fail("--dataset must be spider or wtq", hint="e.g. --dataset wtq --data ../shared/datasets/wtq-train",
+                   code=2)
     if data is None:
-        raise ConfigError("--data is required", hint="the benchmark folder, e.g. ../shared/datasets/spider-train")
+        raise fail("--data is required", hint="the benchmark folder, e.g. ../shared/datasets/spider-train", code=2)
     unknown = [s for s in strategy if s not in STRATEGIES]
     if unknown:
-        raise ConfigError(f"unknown strategy {unknown[0]!r}", hint=f"use one of: {', '.join(STRATEGIES)}")
+        raise fail(f"unknown strategy {unknown[0]!r}", hint=f"use one of: {', '.join(STRATEGIES)}", code=2)
 
-    from ..settings import load_config
     from ..ui.engine import engine_from_config
 
-    config = load_config(_flags(engine, model, base_url))
+    config = config_from_flags(_flags(engine, model, base_url))
     spec = bind_spec(out, RunSpec(dataset=dataset, data=str(data), limit=limit, sample_seed=sample_seed))
     console.print(f"evaluating {spec.describe()} -> {out}")
     llm = engine_from_config(config.engine)
