@@ -69,3 +69,25 @@ class TestVLLMEngine(VLLMChecks):
         after = unique_segments("after", self.tag)
         ok = asyncio.run(case.engine.generate(GenerationRequest(segments=after, max_tokens=2)))
         assert ok.usage.prompt_tokens == case.n_tokens(after)
+
+    def test_session_id_reaches_vllm_only_where_it_is_accepted(self, case: VLLMCase,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+        """vLLM 0.32 takes ``session_id=``; 0.26 (the release for torch 2.11 GPU images) does not."""
+        eng = case.engine
+        original = eng.llm.generate
+        seen: list[dict] = []
+
+        def new_api(prompt, sampling_params, request_id, *, priority=0, session_id=None):  # noqa: ANN001, ANN202
+            seen.append({"session_id": session_id})
+            return original(prompt, sampling_params, request_id, priority=priority, session_id=session_id)
+
+        def old_api(prompt, sampling_params, request_id, *, priority=0):  # noqa: ANN001, ANN202
+            seen.append({})
+            return original(prompt, sampling_params, request_id, priority=priority)
+
+        for api, expect in ((new_api, {"session_id": "s-new"}), (old_api, {})):
+            monkeypatch.setattr(eng.llm, "generate", api)
+            sid = expect.get("session_id", "s-old")
+            r = asyncio.run(eng.generate(GenerationRequest(session_id=sid, max_tokens=2,
+                                                           segments=unique_segments(sid, self.tag))))
+            assert r.finish_reason in ("stop", "length") and seen[-1] == expect

@@ -142,9 +142,6 @@ class VLLMEngine(Engine):
                                   hint="check the model path and the engine arguments") from exc
             raise
         self.max_concurrency = int(self.llm.vllm_config.scheduler_config.max_num_seqs)
-        # vLLM 0.32 tags requests with a session id (its KV-cache events carry it); 0.26, the last
-        # release built for torch 2.11 (what GPU images often carry), has no such argument.
-        self._takes_session_id = "session_id" in inspect.signature(self.llm.generate).parameters
         self.stats.update(completed_requests=0, prompt_tokens=0, reused_tokens=0)
         self._closed = False
 
@@ -183,7 +180,10 @@ class VLLMEngine(Engine):
         """Run one request on the engine loop; hand each RequestOutput (then ``_END``) to ``emit``."""
         try:
             engine_input = await self._render(request)
-            extra = {"session_id": request.session_id} if self._takes_session_id else {}
+            # vLLM 0.32 tags requests with a session id (its KV-cache events carry it); 0.26, the
+            # last release built for torch 2.11 (what GPU images often carry), has no such argument.
+            takes_session = "session_id" in inspect.signature(self.llm.generate).parameters
+            extra = {"session_id": request.session_id} if takes_session else {}
             async for out in self.llm.generate(engine_input, self._sampling_params(request),
                                                request.request_id, priority=request.priority, **extra):
                 emit(out)
