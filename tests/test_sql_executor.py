@@ -163,3 +163,11 @@ def test_watchdog_interrupts_only_overdue_work_and_goes_idle() -> None:
 def test_row_cap_keeps_order_and_dedupes_names(con: duckdb.DuckDBPyConnection) -> None:
     r = make(con, row_cap=3).run("SELECT i, i FROM big ORDER BY i DESC")
     assert (r.columns, r.rows, r.n_rows) == (["i", "i_1"], [[199999] * 2, [199998] * 2, [199997] * 2], 200000)
+
+
+def test_one_alias_for_two_tables_is_an_error_not_a_crash(con: duckdb.DuckDBPyConnection) -> None:
+    # Seen on Spider with the 0.5B model ("FROM invoices AS il JOIN invoice_lines AS il"): sqlglot's
+    # scope analysis raised OptimizeError out of the guard and the whole question crashed.
+    r = make(con).run("SELECT p.name FROM people AS p JOIN pets AS p ON p.id = p.owner_id")
+    assert (r.ok, r.error_type) == (False, "duplicate_alias")
+    assert r.error == 'the alias "p" names two sources in one query (hint: give each table in FROM/JOIN its own alias)'

@@ -261,11 +261,15 @@ class SQLGuard:
 
     def _check_columns(self, tree: exp.Expression) -> None:
         try:
-            scopes = traverse_scope(tree)
-        except (OptimizeError, SqlglotError, RecursionError):
+            for scope in traverse_scope(tree):  # scopes resolve their sources lazily: errors come late
+                self._check_scope(scope)
+        except OptimizeError as exc:
+            alias = re.fullmatch(r"Alias already used: (.+)", str(exc))
+            if alias:
+                raise _reject("duplicate_alias", f'the alias "{alias[1]}" names two sources in one query',
+                              hint="give each table in FROM/JOIN its own alias") from None
+        except (SqlglotError, RecursionError):
             return
-        for scope in scopes:
-            self._check_scope(scope)
 
     def _source_columns(self, source: exp.Expression | Scope) -> tuple[str, list[str] | None]:
         """A display name and the column names of one FROM source (None when not knowable)."""
