@@ -171,3 +171,22 @@ def test_one_alias_for_two_tables_is_an_error_not_a_crash(con: duckdb.DuckDBPyCo
     r = make(con).run("SELECT p.name FROM people AS p JOIN pets AS p ON p.id = p.owner_id")
     assert (r.ok, r.error_type) == (False, "duplicate_alias")
     assert r.error == 'the alias "p" names two sources in one query (hint: give each table in FROM/JOIN its own alias)'
+
+
+def test_unquoted_multi_word_names_are_quoted_when_the_query_does_not_parse() -> None:
+    con = duckdb.connect()
+    con.execute('CREATE TABLE t ("Last Team" VARCHAR, "Target date" DATE, "State/Province" VARCHAR, name VARCHAR)')
+    con.execute("INSERT INTO t VALUES ('Svit', DATE '2001-01-01', 'MI', 'Ann'), ('Kosice', DATE '2003-01-01', 'OH', 'Bo')")
+    ex = SQLExecutor(con, {"t": ["Last Team", "Target date", "State/Province", "name"]})
+    r = ex.run("SELECT name FROM t WHERE Last Team = 'Svit' AND state/province = 'MI' ORDER BY Target date DESC")
+    assert (r.ok, r.rows) == (True, [["Ann"]]), r.error
+    assert r.code == ("SELECT name FROM t WHERE \"Last Team\" = 'Svit' AND \"State/Province\" = 'MI' "
+                      'ORDER BY "Target date" DESC')
+    # Valid SQL is never rewritten: a/b stays a division although a column is called "a/b".
+    con.execute('CREATE TABLE n (a DOUBLE, b DOUBLE, "a/b" VARCHAR)')
+    con.execute("INSERT INTO n VALUES (6, 3, 'x')")
+    ex = SQLExecutor(con, {"t": ["Last Team", "Target date", "State/Province", "name"], "n": ["a", "b", "a/b"]})
+    assert ex.run("SELECT a/b FROM n").rows == [[2.0]]
+    # Text inside string literals is left alone, and an unfixable query keeps its original error.
+    bad = ex.run("SELECT name FROM t WHERE Last Team = 'Last Team' AND")
+    assert (bad.ok, bad.error_type) == (False, "parse")

@@ -167,6 +167,34 @@ def parse_sql(sql: str, read: str | None = None) -> tuple[exp.Expression, str]:
                    line=errors[0].get("line"), col=errors[0].get("col"))
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_QUOTED_PARTS = re.compile(r"('(?:[^']|'')*'|\"(?:[^\"]|\"\")*\")")
+
+
+def quote_spaced_names(sql: str, names: Sequence[str]) -> str:
+    """Double-quote the names among ``names`` that need quotes and appear unquoted in ``sql``.
+
+    Models often write ``WHERE Last Team = 'x'`` for a column called ``Last Team``; such SQL does not
+    parse. Only names that are not plain identifiers are touched, only outside string literals and
+    quoted identifiers, matched case-insensitively and written as the catalog spells them.
+
+    >>> print(quote_spaced_names("SELECT Name FROM t WHERE last team = 'Last Team' ORDER BY Target date",
+    ...                          ["Name", "Last Team", "Target date"]))
+    SELECT Name FROM t WHERE "Last Team" = 'Last Team' ORDER BY "Target date"
+    """
+    odd = sorted({n for n in names if not _PLAIN_NAME.fullmatch(n)}, key=len, reverse=True)
+    if not odd:
+        return sql
+    spelled = {n.lower(): n for n in odd}
+    pattern = re.compile("|".join(rf"(?<![\w\"']){re.escape(n)}(?![\w\"'])" for n in odd), re.IGNORECASE)
+
+    def quoted(m: re.Match[str]) -> str:
+        return '"' + spelled[m.group(0).lower()].replace('"', '""') + '"'
+
+    parts = _QUOTED_PARTS.split(sql)  # odd indexes: the quoted literals and identifiers, kept as they are
+    return "".join(part if i % 2 else pattern.sub(quoted, part) for i, part in enumerate(parts))
+
+
 class SQLGuard:
     """Checks queries against a catalog's tables and columns (names compared case-insensitively).
 
@@ -178,8 +206,23 @@ class SQLGuard:
         self._columns = {t.lower(): list(cols) for t, cols in columns_by_table.items()}
 
     def check(self, sql: str, read: str | None = None) -> str:
-        """Return the DuckDB SQL to run, or raise SQLError saying what is wrong and how to fix it."""
-        tree, dialect = parse_sql(sql, read)
+        """Return the DuckDB SQL to run, or raise SQLError saying what is wrong and how to fix it.
+
+        SQL that does not parse gets one retry with the catalog's multi-word names quoted
+        (:func:`quote_spaced_names`); valid SQL is never rewritten that way.
+        """
+        try:
+            tree, dialect = parse_sql(sql, read)
+        except SQLError as exc:
+            names = [*self._tables.values(), *(c for cols in self._columns.values() for c in cols)]
+            fixed = quote_spaced_names(sql, names) if exc.kind == "parse" else sql
+            if fixed == sql:
+                raise
+            try:
+                tree, dialect = parse_sql(fixed, read)
+            except SQLError:
+                raise exc from None
+            sql = fixed
         has_lambda = self.check_tree(tree)
         # Lambdas are regenerated: DuckDB 2 refuses the ``x -> x + 1`` arrow models still write,
         # and sqlglot writes the new ``lambda x: x + 1`` form.
