@@ -12,7 +12,10 @@ usable); Ctrl-C at the prompt clears the line; Ctrl-D or ``/exit`` leaves with e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -25,7 +28,13 @@ from .answer import Answer
 from .errors import AutoTQAError
 from .ui.lineinput import LineReader
 from .ui.live import ProgressView
-from .ui.render import DEFAULT_MAX_ROWS, code_view, metrics_table, render_answer, trace_table
+from .ui.render import (
+    DEFAULT_MAX_ROWS,
+    code_view,
+    metrics_table,
+    render_answer,
+    trace_table,
+)
 
 PROMPT = "autotqa> "
 
@@ -39,6 +48,24 @@ class ChatSession(Protocol):
     events: list[Callable[[Any], None]]
 
     def ask(self, question: str) -> Answer: ...
+
+
+@contextlib.contextmanager
+def ctrl_c_interrupts() -> Iterator[None]:
+    """Make Ctrl-C raise KeyboardInterrupt for the duration, even if SIGINT came in ignored.
+
+    A process started in the background of a non-interactive shell, or under some launchers,
+    inherits SIGINT as ignored, and Python then never raises KeyboardInterrupt: Ctrl-C would not
+    cancel a question. The chat is interactive, so it takes the signal back while it runs.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) != signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def ask_cancellable(session: Any, question: str) -> Answer:
@@ -157,6 +184,10 @@ class ChatREPL:
 
     def run(self) -> int:
         """Loop until ``/exit`` or end of input; the exit code (always 0: errors are per question)."""
+        with ctrl_c_interrupts():
+            return self._loop()
+
+    def _loop(self) -> int:
         while True:
             try:
                 line = self.reader.read(PROMPT).strip()

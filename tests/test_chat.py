@@ -175,3 +175,13 @@ def test_chat_command_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     # Piped input: the chat reads plain lines and leaves with 0 at the end of input.
     res = CliRunner().invoke(cli.app, ["chat", str(DEMO), "--no-history"], input="/sql\n")
     assert res.exit_code == 0 and "no query yet: ask a question first" in res.stdout
+
+
+def test_ctrl_c_works_even_if_sigint_came_in_ignored(make_chat, tmp_path: Path) -> None:
+    """Started from a background job (SIGINT ignored), the chat still takes Ctrl-C back."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        test_ctrl_c_cancels_the_running_question_only(make_chat, tmp_path)
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # restored after the chat
+    finally:
+        signal.signal(signal.SIGINT, previous)
