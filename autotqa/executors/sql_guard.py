@@ -40,6 +40,7 @@ from sqlglot import exp
 from sqlglot.errors import OptimizeError, SqlglotError
 from sqlglot.optimizer.scope import Scope, traverse_scope
 
+from ..catalog.naming import RESERVED, quote_ident
 from ..errors import SQLError
 
 FALLBACK_DIALECTS = ("sqlite", "mysql", "postgres")
@@ -167,7 +168,6 @@ def parse_sql(sql: str, read: str | None = None) -> tuple[exp.Expression, str]:
                    line=errors[0].get("line"), col=errors[0].get("col"))
 
 
-_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _QUOTED_PARTS = re.compile(r"('(?:[^']|'')*'|\"(?:[^\"]|\"\")*\")")
 
 
@@ -182,14 +182,16 @@ def quote_spaced_names(sql: str, names: Sequence[str]) -> str:
     ...                          ["Name", "Last Team", "Target date"]))
     SELECT Name FROM t WHERE "Last Team" = 'Last Team' ORDER BY "Target date"
     """
-    odd = sorted({n for n in names if not _PLAIN_NAME.fullmatch(n)}, key=len, reverse=True)
+    # Names quote_ident quotes for a reason other than being a keyword: spaces, slashes, digits first.
+    # (Unquoted keyword names are left alone: quoting every "order" would also hit ORDER BY.)
+    odd = sorted({n for n in names if quote_ident(n) != n and n.lower() not in RESERVED}, key=len, reverse=True)
     if not odd:
         return sql
     spelled = {n.lower(): n for n in odd}
     pattern = re.compile("|".join(rf"(?<![\w\"']){re.escape(n)}(?![\w\"'])" for n in odd), re.IGNORECASE)
 
     def quoted(m: re.Match[str]) -> str:
-        return '"' + spelled[m.group(0).lower()].replace('"', '""') + '"'
+        return quote_ident(spelled[m.group(0).lower()])
 
     parts = _QUOTED_PARTS.split(sql)  # odd indexes: the quoted literals and identifiers, kept as they are
     return "".join(part if i % 2 else pattern.sub(quoted, part) for i, part in enumerate(parts))
