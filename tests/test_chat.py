@@ -122,13 +122,13 @@ def test_engine_error_is_one_line_and_the_chat_goes_on(make_chat) -> None:
 
 def test_ctrl_c_cancels_the_running_question_only(make_chat, tmp_path: Path) -> None:
     data = json.loads((REPLIES / "demo.json").read_text())
-    slow = {"text": data["by_agent"]["planner"][0], "delay_s": 120}
+    slow = {"text": data["by_agent"]["planner"][0], "delay_s": 30}
     data["by_agent"]["planner"].insert(0, slow)
     path = tmp_path / "slow.json"
     path.write_text(json.dumps(data))
     repl, out = make_chat("Which customer ordered most?\nHow many customers are there?\n", path)
 
-    def interrupt() -> None:  # Ctrl-C once the slow planner call is in flight (however loaded the machine)
+    def interrupt() -> None:  # Ctrl-C once the slow planner call is in flight, not before
         deadline = time.monotonic() + 60
         while "planner" not in repl.session.engine.started and time.monotonic() < deadline:
             threading.Event().wait(0.02)
@@ -137,7 +137,7 @@ def test_ctrl_c_cancels_the_running_question_only(make_chat, tmp_path: Path) -> 
     threading.Thread(target=interrupt, daemon=True).start()
     t0 = time.perf_counter()
     assert repl.run() == 0
-    assert time.perf_counter() - t0 < 60  # the 120 s reply was cut short (slack for a loaded machine)
+    assert time.perf_counter() - t0 < 10  # the 30 s reply was cut short
     assert "cancelled" in out.getvalue().splitlines()
     # The cancelled run consumed only the slow reply: the next question gets the scripted ones.
     assert [a.values for a in repl.answers] == [[80]]
