@@ -20,7 +20,7 @@ from typing import Any
 
 from .agents.base import RunContext, shared_prefix
 from .agents.critic import CriticAgent, Verdict
-from .agents.engineer import EngineerAgent
+from .agents.engineer import RETRY_TEMPERATURE, EngineerAgent, code_key
 from .agents.events import (AgentFinished, AgentStarted, AnswerReady, CodeWritten, Event, ModelMistake,
                             PlanMade, QuestionPosted, StepResult, VerdictGiven)
 from .agents.executor import ExecutorAgent
@@ -63,6 +63,9 @@ class _Run:
     code: dict[str, str] = field(default_factory=dict)
     results: dict[str, ExecutionResult] = field(default_factory=dict)
     fix: str | None = None
+    #: code already run -> why it is no good (its error, or the critique of its result): the model
+    #: often re-emits a failing query verbatim, and running it again can only fail the same way.
+    tried: dict[tuple[str, str], str] = field(default_factory=dict)
     best: tuple[Step, str, ExecutionResult, dict[str, tuple[str, ExecutionResult]]] | None = None
 
     def count(self, result: GenerationResult) -> None:
@@ -166,11 +169,30 @@ class Orchestrator:
                                       deterministic=last.kind == "critique" and last.data.get("deterministic", False)))
                 if verdict.verdict == "accept":
                     return self._compose(run, verified=True, note=verdict.note)
+                run.tried[code_key(final.language, run.code[final.id])] = \
+                    f"its result was rejected: {verdict.note or verdict.verdict}"
                 mode = "revise" if verdict.verdict == "revise" else "plan"
                 run.fix = verdict.fix
+            if run.best is None:
+                await self._direct(run)
         except _BudgetSpent:
             pass
         return self._compose(run, verified=False, note="")
+
+    async def _direct(self, run: _Run) -> None:
+        """Rounds spent and nothing supported: one single-shot query from the schema alone (see
+        :meth:`EngineerAgent.direct`). Its rows are returned unverified; a query already tried is not
+        run again."""
+        self._check_budget(run)
+        step = Step(id="direct", goal=run.ctx.question, tables=run.steps[-1].tables if run.steps else [])
+        code = await self._agent(run, "engineer", step.id, self.engineer.direct(run.ctx, step))
+        if not code or code_key("sql", code) in run.tried:
+            return
+        t0 = time.perf_counter()
+        result = await self._agent(run, "executor", step.id, _call(self.executor.run, run.ctx, step, code))
+        self._non_llm(run, time.perf_counter() - t0, "sql")
+        if result.ok and result.n_rows > 0:
+            run.best = (step, code, result, {step.id: (code, result)})
 
     async def _run_steps(self, run: _Run, todo: Sequence[Step], mode: str) -> bool:
         """Write and execute ``todo`` in dependency order, forking independent steps; False when a
@@ -203,13 +225,28 @@ class Orchestrator:
         return True
 
     async def _execute(self, run: _Run, step: Step, code: str, *, final: bool) -> bool:
-        """Run a step's code; on failure let the Engineer repair, at most ``max_repairs`` times."""
+        """Run a step's code; on failure let the Engineer repair, at most ``max_repairs`` times.
+
+        Code that was already run and failed (or whose result the Critic rejected) is not run
+        again: the board says so and the repair samples wider (``RETRY_TEMPERATURE``)."""
         repairs = 0
         while True:
-            if code:
+            key = code_key(step.language, code) if code else None
+            seen = run.tried.get(key) if key is not None else None
+            repeated = seen is not None
+            if repeated:
+                what = "code" if step.language == "pandas" else "query"
+                message = f"this exact {what} was already tried ({seen}); write a different one"
+                result = ExecutionResult.failure(step.language, code, "repeated", message)
+                run.ctx.board.add("error", "system", f"repeated: {message}", round=run.ctx.round, step=step.id,
+                                  data={"repeated": True})
+                self._flush(run)
+            elif code:
                 t0 = time.perf_counter()
                 result = await self._agent(run, "executor", step.id, _call(self.executor.run, run.ctx, step, code))
                 self._non_llm(run, time.perf_counter() - t0, step.language)
+                if not result.ok:
+                    run.tried[key] = f"{result.error_type}: {result.error}"
             else:  # the reply had no code: the error is already on the board
                 result = ExecutionResult.failure(step.language, "", "NoCode", "no code in the reply")
             run.code[step.id] = code
@@ -221,7 +258,8 @@ class Orchestrator:
             repairs += 1
             self._check_budget(run)
             code = await self._agent(run, "engineer", step.id, self.engineer.write(
-                run.ctx, step, final=final, mode="repair", error=f"{result.error_type}: {result.error}"))
+                run.ctx, step, final=final, mode="repair", error=f"{result.error_type}: {result.error}",
+                temperature=RETRY_TEMPERATURE if repeated else None))
 
     # -- bookkeeping ------------------------------------------------------------------------------
 

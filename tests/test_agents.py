@@ -30,6 +30,12 @@ def res(columns, rows):
     ("Sure! Here is the query:\n```sql\nSELECT a FROM t", "SELECT a FROM t"),
     ("SELECT a\nFROM t;", "SELECT a\nFROM t"),
     ("I cannot answer that.", ""),
+    # the model went on copying the board inside its block: the copy is not SQL
+    ("```sql\nSELECT Name FROM t WHERE d < 3\nRESULT s1:\nName\n(0 rows)\nCRITIQUE s1: revise: empty",
+     "SELECT Name FROM t WHERE d < 3"),
+    ("```sql\nSELECT a FROM t\nERROR s2: binder: no column b", "SELECT a FROM t"),
+    ("SQL s1:\n```sql\nSELECT a FROM t\n```", "SELECT a FROM t"),  # a label before the block is harmless
+    ("```sql\nSELECT 'RESULT s1: x' AS label\n```", "SELECT 'RESULT s1: x' AS label"),  # not at a line start
 ])
 def test_extract_sql(reply, code):
     assert extract_code(reply, "sql") == code

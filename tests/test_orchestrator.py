@@ -182,7 +182,8 @@ def test_critic_replan_goes_back_to_planner(workspace):
 
 def test_rounds_exhausted_returns_best_supported_unverified(workspace):
     revise = '{"verdict": "revise", "note": "not sure"}'
-    eng = scripted(planner=[PLAN1], engineer=[sql(COUNT), sql(COUNT)], critic=[revise, revise])
+    also = "SELECT count(*) AS n FROM orders WHERE status = 'delivered' AND amount > 0"
+    eng = scripted(planner=[PLAN1], engineer=[sql(COUNT), sql(also)], critic=[revise, revise])
     cfg = Config(agents=AgentConfig(max_rounds=2))
     ans = ask(eng, workspace, "How many orders were delivered?", config=cfg)
     assert seq(ans) == [("question", "user"), ("plan", "planner"), ("code", "engineer"), ("result", "executor"),
@@ -204,13 +205,67 @@ def test_token_budget_exhausted_without_result_invents_nothing(workspace):
 
 
 def test_repairs_exhausted_trigger_replan(workspace):
-    bad = sql("SELECT nope FROM orders")
-    eng = scripted(planner=[PLAN1, PLAN1], engineer=[bad, bad, bad, sql(COUNT)], critic=[ACCEPT])
+    bad = [sql(f"SELECT nope{i} FROM orders") for i in range(3)]
+    eng = scripted(planner=[PLAN1, PLAN1], engineer=[*bad, sql(COUNT)], critic=[ACCEPT])
     ans = ask(eng, workspace, "How many orders were delivered?")
     assert seq(ans) == [("question", "user"), ("plan", "planner")] + [("code", "engineer"), ("error", "executor")] * 3 \
         + [("critique", "critic"), ("plan", "planner"), ("code", "engineer"), ("result", "executor"),
            ("answer", "critic")]
     assert ans.values == [3] and ans.verified
+
+
+def test_repeated_failing_code_is_not_run_again(workspace):
+    bad = "SELECT nope FROM orders"
+    eng = scripted(planner=[PLAN1], engineer=[sql(bad), sql(bad.lower().replace("select", "select ")), sql(COUNT)],
+                   critic=[ACCEPT])
+    ans = ask(eng, workspace, "How many orders were delivered?")
+    assert seq(ans) == [("question", "user"), ("plan", "planner"), ("code", "engineer"), ("error", "executor"),
+                        ("code", "engineer"), ("error", "system"), ("code", "engineer"), ("result", "executor"),
+                        ("answer", "critic")]
+    assert ans.trace[5]["content"].startswith("repeated: this exact query was already tried (")
+    assert "nope" in ans.trace[5]["content"]  # the first run's error, not a second run's
+    first_repair, second_repair = calls(eng)[2:4]
+    assert (first_repair.temperature, second_repair.temperature) == (0.5, 1.0)  # wider after a repeat
+    assert "already tried" in second_repair.segments.tail
+    assert ans.values == [3] and ans.verified
+
+
+def test_revision_identical_to_a_rejected_query_is_not_run(workspace):
+    revise = '{"verdict": "revise", "note": "count only delivered orders"}'
+    wrong = "SELECT count(*) AS n FROM orders"
+    eng = scripted(planner=[PLAN1], engineer=[sql(wrong), sql(wrong), sql(COUNT)], critic=[revise, ACCEPT])
+    ans = ask(eng, workspace, "How many orders were delivered?")
+    assert seq(ans) == [("question", "user"), ("plan", "planner"), ("code", "engineer"), ("result", "executor"),
+                        ("critique", "critic"), ("code", "engineer"), ("error", "system"), ("code", "engineer"),
+                        ("result", "executor"), ("answer", "critic")]
+    assert "its result was rejected: count only delivered orders" in ans.trace[6]["content"]
+    assert calls(eng)[4].temperature == 1.0
+    assert ans.values == [3] and ans.verified
+
+
+def test_direct_attempt_when_rounds_end_without_a_result(workspace):
+    bad = sql("SELECT nope FROM orders")
+    eng = scripted(planner=[PLAN1], engineer=[bad, sql(COUNT)])
+    cfg = Config(agents=AgentConfig(max_rounds=1, max_repairs=0))
+    ans = ask(eng, workspace, "How many orders were delivered?", config=cfg)
+    assert seq(ans) == [("question", "user"), ("plan", "planner"), ("code", "engineer"), ("error", "executor"),
+                        ("critique", "critic"), ("code", "engineer"), ("result", "executor"), ("answer", "system")]
+    direct = calls(eng)[-1]
+    assert direct.step_id == "direct:direct" and direct.temperature == 0.0
+    assert direct.segments.transcript == ""  # the schema alone: no failed attempts to copy
+    assert direct.segments.header == common_header() and "How many orders were delivered?" in direct.segments.tail
+    assert ans.trace[5]["data"]["mode"] == "direct"
+    assert (ans.verified, ans.values, ans.sql) == (False, [3], COUNT)
+    assert ans.answer == "The answer is 3. (not verified)"
+
+
+def test_direct_attempt_repeating_a_failed_query_is_not_run(workspace):
+    bad = sql("SELECT nope FROM orders")
+    eng = scripted(planner=[PLAN1], engineer=[bad, bad])
+    cfg = Config(agents=AgentConfig(max_rounds=1, max_repairs=0))
+    ans = ask(eng, workspace, "How many orders were delivered?", config=cfg)
+    assert seq(ans)[-3:] == [("critique", "critic"), ("code", "engineer"), ("answer", "system")]
+    assert (ans.verified, ans.values, ans.sql) == (False, [], None)
 
 
 def test_unanswerable_question_is_flagged(workspace):

@@ -25,7 +25,12 @@ CODE_STOP = "\n```"
 _LANG_TAG = re.compile(r"^[ \t]*(?:sql|duckdb|postgresql|sqlite|python3?|py|pandas)?[ \t]*\n?", re.I)
 MAX_CODE_TOKENS = 240
 REPAIR_TEMPERATURE = 0.5
+#: After the model repeated a query already tried: sample wider, or it repeats it again.
+RETRY_TEMPERATURE = 1.0
 _SQL_START = re.compile(r"^\s*(WITH|SELECT|FROM)\b", re.I | re.M)
+#: A board label at the start of a line (``RESULT s1:``, ``CRITIQUE s1: ...``): the model went on
+#: copying the transcript inside its code block. Never the start of a line of SQL or Python.
+_BOARD_ECHO = re.compile(r"^(?:QUESTION|PLAN|SQL|PANDAS|RESULT|ERROR|CRITIQUE|ANSWER|EARLIER)(?: s\d+)?:", re.M)
 
 
 def using_joins(sql: str) -> str:
@@ -143,12 +148,37 @@ def like_on_dates(sql: str) -> str:
     return tree.sql(dialect="duckdb") if changed else sql
 
 
+def code_key(language: Language, code: str) -> tuple[str, str]:
+    """What makes two pieces of code the same: SQL by its parsed form (case of keywords, spacing
+    and a trailing ``;`` do not matter; literals do), anything else by its whitespace-separated words.
+
+    >>> code_key("sql", "select a  from t;") == code_key("sql", "SELECT a\\nFROM t")
+    True
+    >>> code_key("sql", "SELECT a FROM t WHERE c = 'Oslo'") == code_key("sql", "SELECT a FROM t WHERE c = 'oslo'")
+    False
+    """
+    text = code.strip().rstrip(";")
+    if language == "sql":
+        try:
+            return language, sqlglot.parse_one(text, read="duckdb").sql(dialect="duckdb")
+        except sqlglot.errors.SqlglotError:
+            pass
+    return language, " ".join(text.split())
+
+
+def _cut_echo(code: str) -> str:
+    echo = _BOARD_ECHO.search(code)
+    return code if echo is None else code[:echo.start()]
+
+
 def extract_code(text: str, language: Language) -> str:
     """The code inside a (possibly unterminated) fenced block, or the bare code.
 
     >>> extract_code("```sql\\nSELECT 1;", "sql")
     'SELECT 1'
     >>> extract_code("Here it is:\\nSELECT a FROM t\\n```", "sql")
+    'SELECT a FROM t'
+    >>> extract_code("```sql\\nSELECT a FROM t\\nRESULT s1:\\na\\n(0 rows)", "sql")
     'SELECT a FROM t'
     """
     parts = text.split("```")
@@ -159,9 +189,9 @@ def extract_code(text: str, language: Language) -> str:
         if language == "sql":
             start = _SQL_START.search(body)
             if start is not None:
-                return body[start.start():].strip().rstrip(";").strip()
+                return _cut_echo(body[start.start():]).strip().rstrip(";").strip()
         elif body.strip():
-            return body.strip()
+            return _cut_echo(body).strip()
     return ""
 
 
@@ -172,7 +202,7 @@ class EngineerAgent:
         self.columns = columns
 
     def _request(self, ctx: RunContext, step: Step, *, final: bool, mode: str,
-                 error: str = "") -> GenerationRequest:
+                 error: str = "", temperature: float | None = None) -> GenerationRequest:
         # The final step is phrased as "answer the QUESTION" and uses the tables linked from the
         # question itself: a small model follows the tail closely, and the Planner's paraphrase and
         # table list are worse guides than the question.
@@ -185,7 +215,8 @@ class EngineerAgent:
         # Greedy decoding repeats the same failing code for a near-identical prompt: fixes sample.
         return ctx.request("engineer", tail, stop=[CODE_STOP], max_tokens=MAX_CODE_TOKENS,
                            step_id=f"{step.id}:{mode}", depends_on=step.after, priority=0,
-                           temperature=REPAIR_TEMPERATURE if mode in ("repair", "revise") else 0.0)
+                           temperature=temperature if temperature is not None else
+                           REPAIR_TEMPERATURE if mode in ("repair", "revise") else 0.0)
 
     def _post(self, ctx: RunContext, step: Step, text: str, mode: str) -> str:
         code = extract_code(text, step.language)
@@ -200,11 +231,27 @@ class EngineerAgent:
         return code
 
     async def write(self, ctx: RunContext, step: Step, *, final: bool, mode: str = "write",
-                    error: str = "") -> str:
+                    error: str = "", temperature: float | None = None) -> str:
         """Write (mode ``write``), repair after ``error`` (``repair``) or rewrite after a critique
-        (``revise``). Returns the code, or "" when the reply held none (recorded as an error)."""
-        result = await ctx.generate(self._request(ctx, step, final=final, mode=mode, error=error))
+        (``revise``). Returns the code, or "" when the reply held none (recorded as an error).
+        ``temperature`` overrides the mode's (greedy for writing, sampled for fixes)."""
+        result = await ctx.generate(self._request(ctx, step, final=final, mode=mode, error=error,
+                                                  temperature=temperature))
         return self._post(ctx, step, result.text, mode)
+
+    async def direct(self, ctx: RunContext, step: Step) -> str:
+        """A last attempt when the loop found nothing: one query for the question from the schema
+        alone, greedy, without the board (what single-shot text-to-SQL would do). The board's failed
+        attempts are what the model kept copying; here only the warm header + schema precede it."""
+        tables = link_tables(ctx.question, self.columns) or step.tables
+        tail = render_prompt("engineer", step_id=step.id, goal=step.goal, final=True, question=ctx.question,
+                             tables=tables, joins=join_hints(tables, self.columns), language="sql",
+                             repair=False, revise=False, error="")
+        request = ctx.request("engineer", tail, stop=[CODE_STOP], max_tokens=MAX_CODE_TOKENS,
+                              step_id=f"{step.id}:direct", priority=0, temperature=0.0)
+        request = request.model_copy(update={"segments": ctx.prefix.model_copy(update={"tail": tail})})
+        result = await ctx.generate(request)
+        return self._post(ctx, step, result.text, "direct")
 
     def adopt(self, ctx: RunContext, step: Step, code: str) -> str:
         """Take a corrected query the Critic derived deterministically: no LLM call needed."""
