@@ -88,6 +88,25 @@ def test_checks_before_the_model():
     assert check_result("How many?", failed).note == "the code failed: parse: bad"
 
 
+@pytest.mark.parametrize("code,rows,zero", [
+    ("SELECT count(*) FROM orders WHERE status = 'Shipped'", [[0]], True),
+    ("SELECT COUNT(DISTINCT customer_id) AS n FROM orders WHERE amount > 1e9", [[0]], True),
+    ("SELECT count(*) FROM orders WHERE status = 'shipped'", [[2]], False),  # rows matched
+    ("SELECT count(*) FROM orders", [[0]], False),  # no filter: an empty table really has 0 rows
+    ("SELECT sum(amount) FROM orders WHERE status = 'x'", [[0]], False),  # not a count
+    ("SELECT status, count(*) FROM orders WHERE amount > 5 GROUP BY status", [["a", 0]], False),
+])
+def test_filtered_count_of_zero_is_sent_back(code, rows, zero):
+    result = ExecutionResult(ok=True, columns=[f"c{i}" for i in range(len(rows[0]))], rows=rows, n_rows=1,
+                             code=code)
+    verdict = check_result("How many orders were shipped?", result)
+    if zero:
+        assert (verdict.verdict, verdict.note) == ("revise", "the count is 0: no row passed the filter; check "
+                                                             "filter values against the sample values (spelling, case)")
+    else:
+        assert verdict is None
+
+
 @pytest.mark.parametrize("question,result,values", [
     ("How many customers are there?", res(["n"], [[80]]), [80]),
     ("List the categories", res(["category"], [["Tea"], ["Coffee"]]), ["Tea", "Coffee"]),

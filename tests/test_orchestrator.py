@@ -259,6 +259,16 @@ def test_direct_attempt_when_rounds_end_without_a_result(workspace):
     assert ans.answer == "The answer is 3. (not verified)"
 
 
+def test_a_true_zero_count_is_still_returned_unverified(workspace):
+    zero = [sql(f"SELECT count(*) AS n FROM orders WHERE status = '{s}'") for s in ("lost", "Lost")]
+    eng = scripted(planner=[PLAN1], engineer=zero)  # no Critic call, and no direct attempt: a result exists
+    ans = ask(eng, workspace, "How many orders were lost?", config=Config(agents=AgentConfig(max_rounds=2)))
+    assert [e["content"] for e in ans.trace if e["kind"] == "critique"] == [
+        "revise: the count is 0: no row passed the filter; check filter values against the sample values "
+        "(spelling, case)"] * 2
+    assert (ans.verified, ans.values, ans.answer) == (False, [0], "The answer is 0. (not verified)")
+
+
 def test_direct_attempt_repeating_a_failed_query_is_not_run(workspace):
     bad = sql("SELECT nope FROM orders")
     eng = scripted(planner=[PLAN1], engineer=[bad, bad])

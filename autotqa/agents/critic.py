@@ -1,7 +1,7 @@
 """The Critic: accept, revise (back to the Engineer) or replan (back to the Planner).
 
-Deterministic checks come first and cost no LLM call: an empty or all-NULL result, or many rows
-where the question asks for one number, is sent back with a precise note. Only a result that
+Deterministic checks come first and cost no LLM call: an empty or all-NULL result, a filtered
+count of 0, or many rows where the question asks for one number, is sent back with a precise note. Only a result that
 passes them is shown to the model, which then writes the verdict and one short sentence; the
 answer values themselves are taken from the rows (``values.py``).
 """
@@ -95,6 +95,27 @@ def swap_id_for_label(sql: str, id_col: str, table: str, label: str) -> str | No
     return tree.sql(dialect="duckdb")
 
 
+def _zero_count(result: ExecutionResult) -> bool:
+    """One row, one column, 0, from a COUNT under a WHERE: no row passed the filter — as empty as an
+    empty result, and usually the same cause (a filter value spelled unlike the data).
+
+    >>> _zero_count(ExecutionResult(ok=True, columns=["n"], rows=[[0]], n_rows=1,
+    ...                             code="SELECT count(*) AS n FROM t WHERE city = 'oslo'"))
+    True
+    >>> _zero_count(ExecutionResult(ok=True, columns=["n"], rows=[[0]], n_rows=1, code="SELECT count(*) AS n FROM t"))
+    False
+    """
+    if result.n_rows != 1 or len(result.columns) != 1 or not result.rows or result.rows[0] != [0]:
+        return False
+    try:
+        tree = sqlglot.parse_one(result.code or "", read="duckdb")
+    except sqlglot.errors.SqlglotError:
+        return False
+    select = tree if isinstance(tree, exp.Select) else tree.find(exp.Select)
+    return (select is not None and len(select.expressions) == 1
+            and select.expressions[0].find(exp.Count) is not None and tree.find(exp.Where) is not None)
+
+
 def check_result(question: str, result: ExecutionResult,
                  columns: Mapping[str, Sequence[str]] | None = None) -> Verdict | None:
     """A verdict that needs no model, or None when the result looks like an answer.
@@ -110,6 +131,10 @@ def check_result(question: str, result: ExecutionResult,
                                               "sample values (exact spelling and case) and the joins")
     if all(v is None for row in result.rows for v in row):
         return Verdict(verdict="revise", note="the result is only NULL; check the columns and filters")
+    if _zero_count(result):
+        # A true zero survives: it stays the best supported result, returned unverified.
+        return Verdict(verdict="revise", note="the count is 0: no row passed the filter; check filter values "
+                                              "against the sample values (spelling, case)")
     if expects_single_value(question) and result.n_rows > 1:
         return Verdict(verdict="revise", note=f"the question asks for one value but the result has "
                                               f"{result.n_rows} rows; aggregate to a single row")
