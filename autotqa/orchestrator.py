@@ -188,9 +188,7 @@ class Orchestrator:
         code = await self._agent(run, "engineer", step.id, self.engineer.direct(run.ctx, step))
         if not code or code_key("sql", code) in run.tried:
             return
-        t0 = time.perf_counter()
-        result = await self._agent(run, "executor", step.id, _call(self.executor.run, run.ctx, step, code))
-        self._non_llm(run, time.perf_counter() - t0, "sql")
+        result = await self._run_code(run, step, code)
         if result.ok and result.n_rows > 0:
             run.best = (step, code, result, {step.id: (code, result)})
 
@@ -242,9 +240,7 @@ class Orchestrator:
                                   data={"repeated": True})
                 self._flush(run)
             elif code:
-                t0 = time.perf_counter()
-                result = await self._agent(run, "executor", step.id, _call(self.executor.run, run.ctx, step, code))
-                self._non_llm(run, time.perf_counter() - t0, step.language)
+                result = await self._run_code(run, step, code)
                 if not result.ok:
                     run.tried[key] = f"{result.error_type}: {result.error}"
             else:  # the reply had no code: the error is already on the board
@@ -260,6 +256,13 @@ class Orchestrator:
             code = await self._agent(run, "engineer", step.id, self.engineer.write(
                 run.ctx, step, final=final, mode="repair", error=f"{result.error_type}: {result.error}",
                 temperature=RETRY_TEMPERATURE if repeated else None))
+
+    async def _run_code(self, run: _Run, step: Step, code: str) -> ExecutionResult:
+        """The Executor agent on ``code``, its time reported as non-LLM work."""
+        t0 = time.perf_counter()
+        result = await self._agent(run, "executor", step.id, _call(self.executor.run, run.ctx, step, code))
+        self._non_llm(run, time.perf_counter() - t0, step.language)
+        return result
 
     # -- bookkeeping ------------------------------------------------------------------------------
 

@@ -243,13 +243,9 @@ class EngineerAgent:
         """A last attempt when the loop found nothing: one query for the question from the schema
         alone, greedy, without the board (what single-shot text-to-SQL would do). The board's failed
         attempts are what the model kept copying; here only the warm header + schema precede it."""
-        tables = link_tables(ctx.question, self.columns) or step.tables
-        tail = render_prompt("engineer", step_id=step.id, goal=step.goal, final=True, question=ctx.question,
-                             tables=tables, joins=join_hints(tables, self.columns), language="sql",
-                             repair=False, revise=False, error="")
-        request = ctx.request("engineer", tail, stop=[CODE_STOP], max_tokens=MAX_CODE_TOKENS,
-                              step_id=f"{step.id}:direct", priority=0, temperature=0.0)
-        request = request.model_copy(update={"segments": ctx.prefix.model_copy(update={"tail": tail})})
+        request = self._request(ctx, step, final=True, mode="direct")
+        request = request.model_copy(update={"segments": ctx.prefix.model_copy(
+            update={"tail": request.segments.tail})})
         result = await ctx.generate(request)
         return self._post(ctx, step, result.text, "direct")
 
