@@ -1,8 +1,8 @@
 """The embedded CPU engine: llama.cpp through llama-cpp-python, with a KV prefix cache per session.
 
 One ``Llama`` object, driven from one worker thread (llama.cpp is synchronous and not thread-safe);
-``stream`` bridges its tokens onto the event loop. Prompts are rendered with ``layout.render_chatml``
-and tokenized here, so the engine knows exactly which tokens it reuses:
+``stream`` bridges its tokens onto the event loop. Prompts are rendered with the model's own chat
+template (``chat_template.py``: the GGUF's ``tokenizer.chat_template``; ChatML for Qwen) and tokenized here, so the engine knows exactly which tokens it reuses:
 
 - **Live prefix.** Before decoding, the longest common token prefix of the live KV state and the new
   prompt is kept and only the rest is evaluated (at least one token, which yields fresh logits).
@@ -10,7 +10,7 @@ and tokenized here, so the engine knows exactly which tokens it reuses:
   (sequence 0's KV only, see ``llamacpp_kv.py``) into an LRU under ``kv_cache_bytes``; the state to
   continue from is the live one or the snapshot with the longest prefix match, so a new session on
   the same schema also starts warm.
-- **Persisted prefix.** The header + schema part of a prompt (``layout.shared_prefix_text``) is saved
+- **Persisted prefix.** The header + schema part of a prompt (``template.shared_prefix``) is saved
   to disk keyed by model sha256 + exact token ids, and a later process loads it (~ms) instead of
   prefilling it (~10 s on these CPUs) — DESIGN.md point 5.
 
@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 from ...config import EngineConfig
 from ...errors import EngineError
 from ..engine import Engine
-from ..layout import render_chatml, shared_prefix_text, to_messages
+from ..chat_template import ChatMLTemplate, ChatTemplate, prefill_text, template_for
 from ..model_store import ResolvedModel, default_cache_dir, model_sha256, resolve_model
 from ..types import FinishReason, GenerationRequest, GenerationResult, StreamChunk, Timings, Usage
 from .llamacpp_kv import PrefixStore, SnapshotLRU, capture, common_prefix, restore
@@ -52,6 +52,15 @@ def _held_back(text: str, stops: list[str]) -> int:
     return hold
 
 
+def _model_template(llm: Any) -> ChatTemplate:
+    """The loaded GGUF's own chat template, with its BOS/EOS texts (as llama-cpp-python passes them)."""
+    def text(token: int) -> str:
+        return llm._model.token_get_text(token) if token >= 0 else ""
+
+    return template_for(getattr(llm, "metadata", None) or {}, bos_token=text(llm.token_bos()),
+                        eos_token=text(llm.token_eos()))
+
+
 class LlamaCppEngine(Engine):
     """llama.cpp in-process; ``max_concurrency`` is 1 (one context, one decode at a time)."""
 
@@ -61,8 +70,10 @@ class LlamaCppEngine(Engine):
     def __init__(self, llm: Any, *, model_sha: str, session_cache: bool = True,
                  kv_cache_bytes: int = 512 * 1024 * 1024, prefix_dir: Path | None = None,
                  persist_prefix: bool = True, persist_min_tokens: int = 64,
-                 prefix_dir_max_bytes: int = 2 * 1024**3, seed: int = 0) -> None:
+                 prefix_dir_max_bytes: int = 2 * 1024**3, seed: int = 0,
+                 template: ChatTemplate | None = None) -> None:
         self.llm = llm
+        self.template = template or ChatMLTemplate()
         self.model_sha = model_sha
         self.session_cache = session_cache
         self.snapshots = SnapshotLRU(kv_cache_bytes)
@@ -103,7 +114,7 @@ class LlamaCppEngine(Engine):
         prefix_dir = Path(cfg.prefix_cache_dir) if cfg.prefix_cache_dir else default_cache_dir() / "prefix-kv"
         return cls(llm, model_sha=model_sha256(resolved), session_cache=session_cache,
                    kv_cache_bytes=cfg.kv_cache_bytes, prefix_dir=prefix_dir,
-                   persist_prefix=cfg.persist_prefix, seed=cfg.seed, **options)
+                   persist_prefix=cfg.persist_prefix, seed=cfg.seed, template=_model_template(llm), **options)
 
     # -- tokens and state (worker thread only) -------------------------------------------------
 
@@ -132,7 +143,7 @@ class LlamaCppEngine(Engine):
         """The shared-prefix tokens of this prompt, when they are an exact prefix worth persisting."""
         if self.store is None:
             return None
-        prefix = self._tokenize(shared_prefix_text(segments))
+        prefix = self._tokenize(self.template.shared_prefix(segments))
         if len(prefix) < self.persist_min_tokens or tokens[: len(prefix)] != prefix:
             return None
         return prefix
@@ -179,8 +190,7 @@ class LlamaCppEngine(Engine):
     # -- the two jobs ----------------------------------------------------------------------------
 
     def _prefill(self, request: GenerationRequest, t0: float) -> GenerationResult:
-        user = to_messages(request.segments)[1].content
-        tokens = self._tokenize(shared_prefix_text(request.segments) + user)
+        tokens = self._tokenize(prefill_text(self.template, request.segments))
         keep, to_persist = self._prepare(request.session_id, tokens, request.segments, min_eval=0)
         done = self._evaluate_prefix(tokens, keep, to_persist, min_eval=0)
         if done < len(tokens):
@@ -197,7 +207,7 @@ class LlamaCppEngine(Engine):
                   cancel: threading.Event) -> GenerationResult:
         import llama_cpp
 
-        tokens = self._tokenize(render_chatml(request.segments))
+        tokens = self._tokenize(self.template.render(request.segments))
         n_ctx = self.llm.n_ctx()
         if len(tokens) >= n_ctx:
             raise EngineError(f"the prompt has {len(tokens)} tokens; the context holds {n_ctx}",
