@@ -37,6 +37,12 @@ class ExecutorConfig(BaseModel):
     pandas_timeout_s: float = 20.0
     pandas_cpu_s: int = 15
     pandas_memory_mb: int = 1024
+    #: Most bytes a result may bring back (its rows as JSON), for every executor: past it the code
+    #: gets "result too large" and is asked to aggregate or select less.
+    result_max_bytes: int = 8 * 1024 * 1024
+    #: Run pandas code even where the OS confinement (executors/confine.py: bubblewrap namespaces +
+    #: seccomp) is unavailable, e.g. macOS. Off: there the pandas executor refuses to run.
+    pandas_unconfined_ok: bool = False
 
 
 class AgentConfig(BaseModel):
