@@ -20,3 +20,15 @@ export CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}"
 install_autotqa() {  # $1: extras, e.g. "local,dev"
   .venv/bin/python -m pip install -q -e ".[$1]"
 }
+# PostgreSQL and MariaDB binaries for the tests of database servers as sources: the tests start and stop
+# their own servers in a temporary folder (tests/servers.py). Installed from Debian when missing and
+# we are root; elsewhere those tests skip, saying what to install.
+install_db_servers() {
+  if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v mariadbd >/dev/null 2>&1; then
+    return 0
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql mariadb-server >/dev/null
+  fi
+}

@@ -4,6 +4,7 @@
 # pytest's exit code 5 ("no tests ran") is a failure here.
 source "$(dirname "$0")/_env.sh"
 install_autotqa "local,server,dev"
+install_db_servers
 .venv/bin/autotqa model fetch
 
 run_pytest() {  # $1: python, rest: pytest args
