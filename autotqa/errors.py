@@ -37,6 +37,13 @@ class DataLoadError(AutoTQAError):
         self.path = path
 
 
+class SourceUnavailableError(DataLoadError):
+    """A database server could not be reached, refused the login, or dropped the connection.
+
+    A program error, not a model mistake: it stops the question (and an evaluation run).
+    """
+
+
 class SQLError(AutoTQAError):
     """A query was rejected by the guard or failed to run.
 

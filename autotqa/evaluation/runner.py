@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, EngineError, OutputParseError
+from ..errors import ConfigError, EngineError, OutputParseError, SourceUnavailableError
 from ..executors.base import to_jsonable
 from .categories import spider_categories, wtq_categories
 from .datasets import EvalItem, SpiderItem, WTQItem
@@ -35,7 +35,7 @@ def is_fatal(exc: BaseException) -> bool:
     """Errors of the program, which stop the run (the question stays unevaluated)."""
     if isinstance(exc, OutputParseError):
         return False
-    return isinstance(exc, ConfigError | EngineError)
+    return isinstance(exc, ConfigError | EngineError | SourceUnavailableError)
 
 
 def score(item: EvalItem, pred: Prediction) -> tuple[bool, dict[str, Any], str | None]:
