@@ -54,6 +54,8 @@ class AgentConfig(BaseModel):
     preview_rows: int = 8
     #: Schema render budget in (approximate) tokens; larger schemas are linked to the question.
     schema_token_budget: int = 1800
+    #: Keep each LLM call's prompt and reply on the answer (``Answer.calls``) for ``--trace`` files.
+    trace_prompts: bool = False
 
 
 class Config(BaseModel):

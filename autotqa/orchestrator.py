@@ -27,11 +27,12 @@ from .agents.executor import ExecutorAgent
 from .agents.planner import PlannerAgent, Step
 from .agents.user import UserAgent
 from .agents.values import answer_sentence, extract_values, fallback_sentence
-from .answer import Answer, Provenance
+from .answer import Answer, LLMCall, Provenance
 from .blackboard import Blackboard, Entry
 from .config import Config
 from .executors.base import ExecutionResult, Executor, Language
 from .serving.client import LLMClient, Program
+from .serving.layout import to_messages
 from .serving.types import GenerationResult
 
 EventHandler = Callable[[Event], None]
@@ -120,6 +121,7 @@ class Orchestrator:
         answer.elapsed_s = time.perf_counter() - t0
         answer.trace = board.to_trace()
         answer.metrics = self._metrics(program, answer.elapsed_s)
+        answer.calls = self._calls(program)
         run.emit(AnswerReady(answer=answer))
         return answer
 
@@ -317,6 +319,22 @@ class Orchestrator:
                                  rows=res.rows, n_rows=res.n_rows) for sid, (c, res) in by_step.items()]
         return Answer(question=ctx.question, answer=text, values=values, sql=code, language=step.language,
                       verified=verified, plan=plan, result=result, provenance=provenance)
+
+    def _calls(self, program: Program) -> list[LLMCall]:
+        """The program's LLM calls in submit order; prompts and replies only with ``trace_prompts``
+        (they are most of a trace's size and may hold data values)."""
+        keep = self.config.agents.trace_prompts
+        calls = []
+        for res in program.results:
+            at, req = program.sent.get(res.request_id, (0.0, None))
+            calls.append(LLMCall(
+                request_id=res.request_id, agent=res.agent, step_id=req.step_id if req else "", started_at=at,
+                queued_s=res.timings.queued_s, ttft_s=res.timings.ttft_s, total_s=res.timings.total_s,
+                prompt_tokens=res.usage.prompt_tokens, cached_tokens=res.usage.reused_tokens,
+                completion_tokens=res.usage.completion_tokens, finish_reason=res.finish_reason,
+                prompt=[m.model_dump() for m in to_messages(req.segments)] if keep and req else None,
+                reply=res.text if keep else None))
+        return sorted(calls, key=lambda c: c.started_at)
 
     def _metrics(self, program: Program, elapsed: float) -> dict[str, Any]:
         """Token and time figures of this program: the serving layer's recorder when it has one,

@@ -48,6 +48,8 @@ class Program:
         self.shared_prefix = shared_prefix
         self.program_id = program_id
         self.results: list[GenerationResult] = []
+        #: request id -> (wall-clock submit time, the request): what a trace shows of each call.
+        self.sent: dict[str, tuple[float, GenerationRequest]] = {}
         #: The warm-up's future (None when warm-up is off or had to wait for the first call).
         self.warmup: asyncio.Future[GenerationResult] | None = None
         self._warm_pending = False
@@ -64,6 +66,7 @@ class Program:
 
     async def _run(self, request: GenerationRequest) -> GenerationResult:
         self._submit_deferred_warmup()
+        self.sent[request.request_id] = (time.time(), request)
         result = await self.client.scheduler.submit(request)
         self.results.append(result)
         return result
@@ -111,7 +114,9 @@ class Program:
         and the slot freed. (Stopping at a complete code block is done by the engine via ``stop``.)
         """
         self._submit_deferred_warmup()
-        inner = self.client.scheduler.stream(self._tag(request))
+        request = self._tag(request)
+        self.sent[request.request_id] = (time.time(), request)
+        inner = self.client.scheduler.stream(request)
         try:
             async for chunk in inner:
                 if chunk.result is not None:
