@@ -158,15 +158,52 @@ def run_gold(db_path: str | Path, sql: str, timeout_s: float = 30.0) -> list[tup
     Raises :class:`sqlite3.Error` when the gold query fails (the item is then reported as a gold error,
     never as a wrong prediction).
     """
-    uri = f"file:{Path(db_path).resolve()}?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, timeout=timeout_s)
-    conn.text_factory = lambda b: b.decode("utf-8", errors="replace")
-    deadline = _Deadline(timeout_s)
-    conn.set_progress_handler(deadline.expired, 10_000)
+    conn = _connect_ro(db_path, timeout_s)
     try:
         return [tuple(r) for r in conn.execute(sql).fetchall()]
     finally:
         conn.close()
+
+
+#: What a query of untrusted text may do on the source file: read tables and call functions, nothing
+#: else (no ATTACH, PRAGMA, writes or schema changes), on top of the read-only connection.
+_READ_ACTIONS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION,
+                           sqlite3.SQLITE_RECURSIVE})
+
+
+def _only_reads(action: int, *_args: object) -> int:
+    return sqlite3.SQLITE_OK if action in _READ_ACTIONS else sqlite3.SQLITE_DENY
+
+
+def run_untrusted(db_path: str | Path, sql: str, *, timeout_s: float = 10.0,
+                  max_rows: int = 100_000) -> list[tuple[Any, ...]]:
+    """Run model-written SQL on the original SQLite file: read-only, reads only, bounded.
+
+    Beyond :func:`run_gold`'s read-only connection and deadline, an authorizer refuses every action
+    but reading (so ``ATTACH`` cannot create a file), strings and blobs are capped at 10 MB, and
+    more than ``max_rows`` rows is an error rather than an unbounded fetch.
+    Raises :class:`sqlite3.Error` on any refusal or failure.
+    """
+    conn = _connect_ro(db_path, timeout_s)
+    conn.set_authorizer(_only_reads)
+    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 10_000_000)
+    conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+    try:
+        rows = conn.execute(sql).fetchmany(max_rows + 1)
+    finally:
+        conn.close()
+    if len(rows) > max_rows:
+        raise sqlite3.DataError(f"more than {max_rows} rows")
+    return [tuple(r) for r in rows]
+
+
+def _connect_ro(db_path: str | Path, timeout_s: float) -> sqlite3.Connection:
+    """A read-only connection whose queries stop (``interrupted``) once ``timeout_s`` has passed."""
+    uri = f"file:{Path(db_path).resolve()}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=timeout_s)
+    conn.text_factory = lambda b: b.decode("utf-8", errors="replace")
+    conn.set_progress_handler(_Deadline(timeout_s).expired, 10_000)
+    return conn
 
 
 class _Deadline:

@@ -27,10 +27,18 @@ class Stats:
     mean_prompt_tokens: float
     mean_completion_tokens: float
     mean_reuse: float
+    #: Records scored the official Spider way (``official_correct`` set), and how many of them right.
+    official_n: int = 0
+    official_correct: int = 0
 
     @property
     def accuracy(self) -> float:
         return self.correct / self.n if self.n else 0.0
+
+    @property
+    def official(self) -> str:
+        """Official execution accuracy as a table cell; "-" when no record was scored that way."""
+        return f"{self.official_correct / self.official_n:.1%}" if self.official_n else "-"
 
 
 def stats(records: Sequence[ResultRecord]) -> Stats:
@@ -49,7 +57,14 @@ def stats(records: Sequence[ResultRecord]) -> Stats:
         median_latency_s=statistics.median(r.latency_s for r in records),
         mean_prompt_tokens=statistics.fmean(r.tokens.get("prompt", 0) for r in records),
         mean_completion_tokens=statistics.fmean(r.tokens.get("completion", 0) for r in records),
-        mean_reuse=statistics.fmean(r.reuse for r in records))
+        mean_reuse=statistics.fmean(r.reuse for r in records),
+        official_n=sum(r.official_correct is not None for r in records),
+        official_correct=sum(bool(r.official_correct) for r in records))
+
+
+def has_official(runs: dict[str, list[ResultRecord]]) -> bool:
+    """True when some record carries the official Spider score (runs before it existed do not)."""
+    return any(r.official_correct is not None for recs in runs.values() for r in recs)
 
 
 def load_run(out_dir: str | Path) -> dict[str, list[ResultRecord]]:
@@ -61,19 +76,21 @@ def load_run(out_dir: str | Path) -> dict[str, list[ResultRecord]]:
     return runs
 
 
-def _overall_table(runs: dict[str, list[ResultRecord]]) -> list[str]:
-    lines = ["| strategy | questions | correct | accuracy | errors | median latency (s) "
+def _overall_table(runs: dict[str, list[ResultRecord]], official: bool) -> list[str]:
+    extra = (" official EX (SQLite) |", "---:|") if official else ("", "")
+    lines = [f"| strategy | questions | correct | accuracy |{extra[0]} errors | median latency (s) "
              "| prompt tok/q | completion tok/q | prefix reuse |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             f"|---|---:|---:|---:|{extra[1]}---:|---:|---:|---:|---:|"]
     for name, recs in runs.items():
         s = stats(recs)
-        lines.append(f"| {name} | {s.n} | {s.correct} | {s.accuracy:.1%} | {s.errors} | "
+        cell = f" {s.official} |" if official else ""
+        lines.append(f"| {name} | {s.n} | {s.correct} | {s.accuracy:.1%} |{cell} {s.errors} | "
                      f"{s.median_latency_s:.2f} | {s.mean_prompt_tokens:.0f} | "
                      f"{s.mean_completion_tokens:.0f} | {s.mean_reuse:.1%} |")
     return lines
 
 
-def _category_table(runs: dict[str, list[ResultRecord]]) -> list[str]:
+def _category_table(runs: dict[str, list[ResultRecord]], official: bool) -> list[str]:
     names = list(runs)
     facets: dict[tuple[str, str], None] = {}
     for recs in runs.values():
@@ -84,16 +101,42 @@ def _category_table(runs: dict[str, list[ResultRecord]]) -> list[str]:
     keys = sorted(facets, key=lambda k: (order.get(k[0], len(order)), k[0], k[1]))
     if not keys:
         return []
-    lines = ["| category | value | " + " | ".join(f"{n} (n, acc)" for n in names) + " |",
+    what = "n, acc, official" if official else "n, acc"
+    lines = ["| category | value | " + " | ".join(f"{n} ({what})" for n in names) + " |",
              "|---|---|" + "---:|" * len(names)]
     for facet, value in keys:
         cells = []
         for n in names:
             sub = [r for r in runs[n] if r.categories.get(facet) == value]
             s = stats(sub)
-            cells.append(f"{s.n}, {s.accuracy:.1%}" if s.n else "-")
+            cell = f"{s.n}, {s.accuracy:.1%}" + (f", {s.official}" if official else "")
+            cells.append(cell if s.n else "-")
         lines.append(f"| {facet} | {value} | " + " | ".join(cells) + " |")
     return lines
+
+
+def metric_differences(records: Sequence[ResultRecord]) -> str:
+    """One line: questions right on one Spider metric and wrong on the other, and why.
+
+    >>> r = lambda i, ours, off, err=None, oerr=None: ResultRecord(id=i, strategy="s", dataset="spider",
+    ...     question="?", correct=ours, official_correct=off, error=err, official={"error": oerr})
+    >>> metric_differences([r("a", False, True, err="sql: Binder Error"), r("b", False, True),
+    ...                     r("c", True, False, oerr="OperationalError: x"), r("d", True, True)])
+    '2 right only on SQLite (1 failed on DuckDB, 1 returned other rows); 1 right only as answered (1 failed on SQLite, 0 returned other rows); 0 predicted queries ran on SQLite only once transpiled from DuckDB'
+    """
+    scored = [r for r in records if r.official_correct is not None]
+    only_sqlite = [r for r in scored if r.official_correct and not r.correct]
+    only_ours = [r for r in scored if r.correct and not r.official_correct]
+    transpiled = sum(bool(r.official.get("transpiled")) for r in scored)
+    note = f"; {transpiled} predicted queries ran on SQLite only once transpiled from DuckDB"
+    if not only_sqlite and not only_ours:
+        return f"the two metrics agree on all {len(scored)} questions{note}"
+    duck_failed = sum(r.error is not None for r in only_sqlite)
+    sqlite_failed = sum(bool(r.official.get("error")) for r in only_ours)
+    return (f"{len(only_sqlite)} right only on SQLite ({duck_failed} failed on DuckDB, "
+            f"{len(only_sqlite) - duck_failed} returned other rows); "
+            f"{len(only_ours)} right only as answered ({sqlite_failed} failed on SQLite, "
+            f"{len(only_ours) - sqlite_failed} returned other rows){note}")
 
 
 def render_markdown(runs: dict[str, list[ResultRecord]], *, plot_name: str | None = None,
@@ -108,18 +151,26 @@ def render_markdown(runs: dict[str, list[ResultRecord]], *, plot_name: str | Non
     out += [f"Dataset: {', '.join(datasets)}. Strategies: {', '.join(runs)}. "
             "Correct = execution accuracy (Spider) or denotation accuracy (WTQ); errors = questions "
             "where no usable result came out (counted wrong).", "", "## Overall", ""]
-    out += _overall_table(runs)
+    official = has_official(runs)
+    if official:
+        out += ["Official EX = the predicted query run on the source SQLite file and compared with the "
+                "gold there, as Spider's evaluator does (transpiled from DuckDB only when SQLite "
+                "refuses it as written); accuracy = the rows the user actually got from DuckDB.", ""]
+    out += _overall_table(runs, official)
     id_sets = [{r.id for r in recs} for recs in runs.values()]
     common = set.intersection(*id_sets) if id_sets else set()
     if len(runs) > 1 and any(s != common for s in id_sets):
         shared = {n: [r for r in recs if r.id in common] for n, recs in runs.items()}
         noun = "question" if len(common) == 1 else "questions"
         out += ["", f"## On the {len(common)} {noun} every strategy answered", ""]
-        out += _overall_table(shared)
+        out += _overall_table(shared, official)
     gold_errors = sorted({r.id for recs in runs.values() for r in recs if r.gold_error})
-    cats = _category_table(runs)
+    cats = _category_table(runs, official)
     if cats:
         out += ["", "## By category", ""] + cats
+    if official:
+        out += ["", "## Where the two metrics differ", ""]
+        out += [f"- {name}: {metric_differences(recs)}" for name, recs in runs.items()]
     if gold_errors:
         out += ["", f"Gold query failed on {len(gold_errors)} question(s): {', '.join(gold_errors[:20])}."]
     if plot_name:

@@ -38,6 +38,10 @@ class ResultRecord(BaseModel):
     prediction: dict[str, Any] = Field(default_factory=dict)
     gold: dict[str, Any] = Field(default_factory=dict)
     correct: bool = False
+    #: Spider: the predicted query run on the source SQLite file, as the official evaluator scores
+    #: it (see ``official.py``); None for WTQ and for runs recorded before it existed.
+    official_correct: bool | None = None
+    official: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
     gold_error: str | None = None
     tokens: dict[str, int] = Field(default_factory=dict)

@@ -27,6 +27,7 @@ from .categories import spider_categories, wtq_categories
 from .datasets import EvalItem, SpiderItem, WTQItem
 from .denotation import denotation_match
 from .execution import has_top_level_order_by, results_match, run_gold
+from .official import OfficialScore, score_official
 from .results import KEEP_ROWS, ResultRecord, ResultStore, results_path, write_trace
 from .strategies import Prediction, Strategy
 
@@ -38,25 +39,42 @@ def is_fatal(exc: BaseException) -> bool:
     return isinstance(exc, ConfigError | EngineError | SourceUnavailableError)
 
 
-def score(item: EvalItem, pred: Prediction) -> tuple[bool, dict[str, Any], str | None]:
-    """Compare a prediction with the gold: (correct, gold summary for the record, gold error)."""
+@dataclass(frozen=True)
+class Scored:
+    """A prediction compared with the gold.
+
+    ``correct`` scores the answer the user got (the rows autotqa's executor returned); ``official``
+    (Spider only) scores the predicted query run on the source SQLite file, as the official
+    evaluator does. ``gold`` is the gold summary kept on the record.
+    """
+
+    correct: bool
+    gold: dict[str, Any]
+    gold_error: str | None = None
+    official: OfficialScore | None = None
+
+
+def score(item: EvalItem, pred: Prediction) -> Scored:
+    """Compare a prediction with the gold (both Spider metrics run the gold query once)."""
     if isinstance(item, WTQItem):
         gold = {"values": item.target_values}
-        return bool(pred.values) and denotation_match(item.target_values, pred.values), gold, None
+        return Scored(bool(pred.values) and denotation_match(item.target_values, pred.values), gold)
     assert isinstance(item, SpiderItem)
     ordered = has_top_level_order_by(item.gold_sql)
     gold = {"sql": item.gold_sql, "ordered": ordered}
     try:
         rows = run_gold(item.db_path, item.gold_sql)
     except sqlite3.Error as exc:
-        return False, gold, f"{type(exc).__name__}: {exc}"
+        return Scored(False, gold, f"{type(exc).__name__}: {exc}")
     gold["n_rows"] = len(rows)
     gold["rows"] = [[to_jsonable(v) for v in r] for r in rows[:KEEP_ROWS]]
-    if pred.error is not None or (not pred.columns and not pred.rows):
-        return False, gold, None
-    if pred.truncated:
-        return False, gold, None
-    return results_match(rows, pred.rows, ordered=ordered), gold, None
+    if pred.language == "sql":
+        official = score_official(item.db_path, pred.sql, rows, ordered=ordered)
+    else:  # the official evaluator can only run SQL
+        official = OfficialScore(correct=False, error=f"not_sql: the answer came from {pred.language} code")
+    if pred.error is not None or (not pred.columns and not pred.rows) or pred.truncated:
+        return Scored(False, gold, official=official)
+    return Scored(results_match(rows, pred.rows, ordered=ordered), gold, official=official)
 
 
 def categories_of(item: EvalItem) -> dict[str, str]:
@@ -134,14 +152,16 @@ class EvalRunner:
                 raise
             pred = Prediction(error=f"crash: {type(exc).__name__}: {exc}",
                               latency_s=time.perf_counter() - t0)
-        correct, gold, gold_error = score(item, pred)
+        scored = score(item, pred)
         trace_path = None
         if pred.trace is not None:
             trace_path = write_trace(self.out_dir, self.strategy.name, item.id, pred.trace)
         return ResultRecord(
             id=item.id, strategy=self.strategy.name, dataset=self.dataset, question=task.question,
-            source=task.source_key, prediction=_compact(pred), gold=gold, correct=correct,
-            error=pred.error, gold_error=gold_error, tokens=pred.tokens, reuse=pred.reuse,
+            source=task.source_key, prediction=_compact(pred), gold=scored.gold, correct=scored.correct,
+            official_correct=scored.official.correct if scored.official else None,
+            official=scored.official.summary() if scored.official else {},
+            error=pred.error, gold_error=scored.gold_error, tokens=pred.tokens, reuse=pred.reuse,
             latency_s=round(pred.latency_s, 4), trace_path=trace_path, categories=categories_of(item))
 
     def run(self, items: Sequence[EvalItem], on_result: ProgressFn | None = None) -> RunSummary:

@@ -27,7 +27,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel, Field
 
 from ..config import Config
-from ..executors.base import ExecutionResult, Executor, to_jsonable
+from ..executors.base import ExecutionResult, Executor, Language, to_jsonable
 from .datasets import Task
 
 T = TypeVar("T")
@@ -47,6 +47,8 @@ class Prediction(BaseModel):
     values: list[Any] = Field(default_factory=list)
     answer: str = ""
     sql: str | None = None
+    #: What ``sql`` holds: "sql" (DuckDB) or "pandas" code (the official Spider metric runs only SQL).
+    language: Language = "sql"
     columns: list[str] = Field(default_factory=list)
     rows: list[list[Any]] = Field(default_factory=list)
     n_rows: int = 0
@@ -335,7 +337,7 @@ class AgentsStrategy:
             ans = session.ask(task.question)
         m = ans.metrics
         pred = Prediction(
-            values=[to_jsonable(v) for v in ans.values], answer=ans.answer, sql=ans.sql,
+            values=[to_jsonable(v) for v in ans.values], answer=ans.answer, sql=ans.sql, language=ans.language,
             verified=ans.verified,
             tokens={"prompt": int(m.get("prompt_tokens", 0)), "reused": int(m.get("reused_tokens", 0)),
                     "completion": int(m.get("completion_tokens", 0))},
