@@ -40,6 +40,10 @@ class ExecutorConfig(BaseModel):
     #: Most bytes a result may bring back (its rows as JSON), for every executor: past it the code
     #: gets "result too large" and is asked to aggregate or select less.
     result_max_bytes: int = 8 * 1024 * 1024
+    #: DuckDB memory for query work on top of the loaded data (its default is 80 % of RAM).
+    sql_memory_limit_mb: int = 2048
+    #: DuckDB threads for queries (its default is every core).
+    sql_threads: int = Field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
     #: Run pandas code even where the OS confinement (executors/confine.py: bubblewrap namespaces +
     #: seccomp) is unavailable, e.g. macOS. Off: there the pandas executor refuses to run.
     pandas_unconfined_ok: bool = False
