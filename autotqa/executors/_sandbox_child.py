@@ -1,15 +1,16 @@
-"""The child process of the pandas sandbox. Run as a script (``python -I _sandbox_child.py``), never
-imported by user code; it imports nothing from autotqa so the start stays light.
+"""The child process of the pandas sandbox. Run as a script, started by :mod:`.confine` (inside
+bubblewrap, where the only files it sees are the interpreter's); it imports nothing from autotqa.
 
 Protocol (frames are an 8-byte big-endian length and JSON): the child imports pandas/pyarrow, reads
-a frame ``{tables: [{name, nbytes}]}`` and the tables as Arrow IPC streams, and writes ``R`` on stdout:
-a pre-started spare is now warm, tables included. Then it reads a frame ``{code, row_cap, cpu_s,
-memory_mb}``, sets its OS limits, installs an audit hook, runs the (already statically checked) code
-and writes ONE JSON object on its original stdout: ``{ok, columns, rows, n_rows, error_type, error}``.
+a frame ``{tables: [{name, nbytes}], reply_fd}`` and the tables as Arrow IPC streams from stdin, and
+writes ``R`` on the reply fd (a pipe of its own, not stdout): a pre-started spare is now warm. Then
+it reads a frame ``{code, row_cap, cpu_s, memory_mb, max_bytes, token}``, sets its OS limits, loads
+the seccomp program the launcher passed (``--seccomp FD:NR``), runs the (statically checked) code,
+and writes ONE frame on the reply fd: ``{token, ok, columns, rows, n_rows, error_type, error}``.
+What the code prints, or writes to fds 1 and 2, is never read as the reply.
 
-Limits, in the order they bite: RLIMIT_FSIZE=0 (no file bytes), RLIMIT_AS (address space), RLIMIT_CPU
-(SIGXCPU), and an audit hook that refuses file writes, reads outside the Python installation, processes,
-sockets, ctypes and filesystem changes. The parent adds the wall-clock limit by killing the process.
+The in-process layers (restricted builtins, RLIMIT_FSIZE=0, RLIMIT_AS, RLIMIT_CPU, an audit hook)
+are filters that give clear errors; the boundary is the OS confinement around this process.
 """
 
 from __future__ import annotations
@@ -202,25 +203,72 @@ def _read_frame(stdin: io.BufferedReader) -> dict:
     return json.loads(stdin.read(size))
 
 
+def _encode(result: dict, max_bytes: int) -> str:
+    """The reply's JSON, or a "too_large" error when its rows exceed ``max_bytes`` (counted row by
+    row, so a huge result is measured without building one huge string)."""
+    if not result.get("ok"):
+        return json.dumps(result)
+    total, kept = len(json.dumps(result["columns"])), []
+    for row in result["rows"]:
+        text = json.dumps(row, allow_nan=False)
+        total += len(text) + 1
+        if total <= max_bytes:
+            kept.append(text)
+    if total > max_bytes:
+        return json.dumps({"ok": False, "error_type": "too_large",
+                           "error": f"result too large: {total} bytes > {max_bytes} bytes cap; "
+                                    "aggregate or select fewer columns/rows"})
+    return (f'{{"ok": true, "columns": {json.dumps(result["columns"])}, "n_rows": {result["n_rows"]}, '
+            f'"rows": [{",".join(kept)}]}}')
+
+
+def _seccomp(spec: str) -> None:
+    """Load the launcher's seccomp program (``FD:SYSCALL_NR``) into every thread of this process."""
+    import ctypes
+
+    fd, number = (int(part) for part in spec.split(":"))
+    with os.fdopen(fd, "rb") as source:
+        program = source.read()
+
+    class _Prog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    buffer = ctypes.create_string_buffer(program, len(program))
+    prog = _Prog(len(program) // 8, ctypes.addressof(buffer))
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_no_new_privs, set_mode_filter, flag_tsync = 38, 1, 1
+    if libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0) != 0 or libc.syscall(
+            number, set_mode_filter, flag_tsync, ctypes.byref(prog)) != 0:
+        raise OSError(ctypes.get_errno(), "loading the seccomp filter failed")
+
+
 def main() -> None:
+    seccomp = sys.argv[sys.argv.index("--seccomp") + 1] if "--seccomp" in sys.argv else None
     _warm_up()
     stdin = sys.stdin.buffer
+    header = _read_frame(stdin)
     tables = {}
-    for entry in _read_frame(stdin)["tables"]:
+    for entry in header["tables"]:
         with pa.ipc.open_stream(pa.py_buffer(stdin.read(entry["nbytes"]))) as reader:
             tables[entry["name"]] = reader.read_all().to_pandas()
-    sys.stdout.buffer.write(b"R")  # ready (pandas imported, tables loaded): the wall clock starts
-    sys.stdout.buffer.flush()
+    reply = os.fdopen(header["reply_fd"], "w")
+    reply.write("R")  # ready (pandas imported, tables loaded): the wall clock starts
+    reply.flush()
     job = _read_frame(stdin)
-    out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     _limit(job["memory_mb"], job["cpu_s"])
+    if seccomp:
+        _seccomp(seccomp)  # after the limits are set: setrlimit is among what it forbids
     result = _run(job["code"], tables, job["row_cap"])
     try:
-        text = json.dumps(result, allow_nan=False)
+        text = _encode(result, job["max_bytes"])
     except (TypeError, ValueError) as exc:
         text = json.dumps({"ok": False, "error_type": "runtime", "error": f"unserialisable result: {exc}"})
-    out.write(text)
-    out.flush()
+    data = f'{{"token": {json.dumps(job["token"])}, "reply": {text}}}'.encode()
+    reply.flush()
+    os.write(reply.fileno(), len(data).to_bytes(8, "big"))
+    view = memoryview(data)
+    while view:
+        view = view[os.write(reply.fileno(), view):]
     os._exit(0)  # skip interpreter teardown (~0.1 s with pandas loaded): the parent waits for exit
 
 

@@ -16,14 +16,17 @@ keeps one spare child started in advance (``prestart``): the next call finds all
 
 from __future__ import annotations
 
-import json
 import contextlib
+import json
+import os
+import secrets
 import select
 import signal
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +36,7 @@ import pyarrow as pa
 from ..config import ExecutorConfig
 from ..errors import SandboxError
 from .base import ExecutionResult, to_jsonable
+from .confine import Launcher
 from .pandas_guard import check_code
 
 if TYPE_CHECKING:
@@ -43,14 +47,15 @@ TablesProvider = Callable[[], Mapping[str, Any]] | Mapping[str, Any]
 CHILD_SCRIPT = Path(__file__).with_name("_sandbox_child.py")
 #: How long a child may take to import pandas and say it is ready (not part of the code's time limit).
 STARTUP_GRACE_S = 30.0
-#: Only what pandas/numpy need; nothing of the parent's environment (API keys) reaches the child.
-_CHILD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-              "NUMEXPR_MAX_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1", "LC_ALL": "C.UTF-8"}
+#: What is kept of the code's own stdout/stderr (the rest is read and dropped).
+OUTPUT_CAP = 16 * 1024
+#: Room in a reply beyond its rows' bytes (the frame, columns, an error message).
+REPLY_SLACK = 64 * 1024
 _SIGNALS = {signal.SIGXCPU: ("cpu_time", "CPU time limit exceeded"),
             signal.SIGSEGV: ("crashed", "the process crashed (segmentation fault)"),
             signal.SIGABRT: ("crashed", "the process aborted"),
             signal.SIGBUS: ("crashed", "the process crashed (bus error)"),
-            signal.SIGKILL: ("killed", "the process was killed (probably out of memory)")}
+            signal.SIGKILL: ("killed", "the process was killed (out of memory, or from outside)")}
 
 
 def _ipc(table: Any) -> bytes:
@@ -67,17 +72,42 @@ def _frame(obj: dict[str, Any]) -> bytes:
     return len(data).to_bytes(8, "big") + data
 
 
-class _Child:
-    """One started sandbox process, fed its tables by a background thread while it starts."""
+@dataclass
+class _Outcome:
+    """What the parent saw of one run: the reply frame, capped output, exit status, CPU seconds."""
 
-    def __init__(self, python: str, tables: bytes) -> None:
-        self.proc = subprocess.Popen(
-            [python, "-I", str(CHILD_SCRIPT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, env=_CHILD_ENV, cwd="/", start_new_session=True, close_fds=True)
+    reply: bytes = b""
+    too_large: bool = False
+    stdout: bytes = b""
+    stderr: bytes = b""
+    returncode: int | None = None
+    cpu_s: float = 0.0
+    timed_out: bool = False
+
+
+class _Child:
+    """One started sandbox process, fed its tables by a background thread while it starts.
+
+    Its reply comes on a pipe of its own (``reply``), never on stdout: what the code prints cannot
+    pose as the result, and stdout/stderr are read only up to OUTPUT_CAP.
+    """
+
+    def __init__(self, launcher: Launcher, entries: list[dict[str, Any]], blobs: bytes) -> None:
+        self.reply, reply_w = os.pipe()
+        try:
+            self.proc = launcher.popen(CHILD_SCRIPT, pass_fds=(reply_w,), stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except BaseException:
+            os.close(self.reply)
+            raise
+        finally:
+            os.close(reply_w)
         self.ready = False
+        self.cpu_s = 0.0
         # A thread: the pipe holds 64 KiB, and the child reads only once pandas is imported.
-        self._feeder = threading.Thread(target=self._feed, args=(tables,), daemon=True,
-                                        name="autotqa-sandbox-feeder")
+        header = _frame({"tables": entries, "reply_fd": reply_w})
+        self._feeder = threading.Thread(target=self._feed, args=(header + blobs,),
+                                        daemon=True, name="autotqa-sandbox-feeder")
         self._feeder.start()
 
     def _feed(self, data: bytes) -> None:
@@ -90,27 +120,75 @@ class _Child:
     def wait_ready(self, timeout: float) -> bool:
         """Wait for the ready byte (pandas imported, tables loaded); False if it died or took too long."""
         if not self.ready:
-            readable, _, _ = select.select([self.proc.stdout], [], [], timeout)
-            self.ready = bool(readable) and self.proc.stdout.read(1) == b"R"
+            readable, _, _ = select.select([self.reply], [], [], timeout)
+            self.ready = bool(readable) and os.read(self.reply, 1) == b"R"
         return self.ready
 
-    def send(self, job: bytes, timeout: float) -> tuple[bytes, bytes]:
-        """Send the job, wait for the reply; raises subprocess.TimeoutExpired past ``timeout``."""
+    def send(self, job: bytes, timeout: float, reply_cap: int) -> _Outcome:
+        """Send the job and collect the reply, output and exit status, within ``timeout``."""
         self._feeder.join()
         try:
             self.proc.stdin.write(job)
-            self.proc.stdin.flush()
-        except (BrokenPipeError, ValueError):
+            self.proc.stdin.close()
+        except (BrokenPipeError, ValueError, OSError):
             pass  # it died before reading its job: its exit status says why
-        return self.proc.communicate(timeout=timeout)
+        return self._collect(time.monotonic() + timeout, reply_cap)
+
+    def _collect(self, deadline: float, reply_cap: int) -> _Outcome:
+        seen = _Outcome()
+        out, err = self.proc.stdout.fileno(), self.proc.stderr.fileno()
+        caps = {self.reply: reply_cap, out: OUTPUT_CAP, err: OUTPUT_CAP}
+        data: dict[int, bytearray] = {fd: bytearray() for fd in caps}
+        open_fds = set(caps)
+        while open_fds and not seen.too_large:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                seen.timed_out = True
+                break
+            readable, _, _ = select.select(list(open_fds), [], [], min(left, 0.5))
+            for fd in readable:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    open_fds.discard(fd)
+                elif len(data[fd]) <= caps[fd]:
+                    data[fd] += chunk
+                    seen.too_large = fd == self.reply and len(data[fd]) > caps[fd]
+            if self.reply not in open_fds and self._reap(block=False):
+                break  # it exited and said its last: a process left holding stdout is no reason to wait
+        seen.reply, seen.stdout, seen.stderr = bytes(data[self.reply]), bytes(data[out]), bytes(data[err])
+        self.kill()  # a no-op for a child that exited; closes the pipes
+        seen.returncode, seen.cpu_s = self.proc.returncode, self.cpu_s
+        return seen
+
+    def _reap(self, *, block: bool) -> bool:
+        """Wait for the process (with its CPU time, which tells a CPU-limit kill from others)."""
+        if self.proc.returncode is not None:
+            return True
+        try:
+            pid, status, usage = os.wait4(self.proc.pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            return self.proc.poll() is not None
+        if pid == 0:
+            return False
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        self.cpu_s = usage.ru_utime + usage.ru_stime
+        return True
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return not self._reap(block=False)
 
     def kill(self) -> None:
-        if self.alive():
-            self.proc.kill()
-        self.proc.communicate()
+        """Stop the process (if it still runs), reap it and close every pipe to it; idempotent."""
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+        self._reap(block=True)
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.close()
+        if self.reply >= 0:
+            os.close(self.reply)
+            self.reply = -1
         self._feeder.join()
 
 
@@ -120,8 +198,11 @@ class PandasExecutor:
     ``tables_provider`` maps table names to Arrow tables (or DataFrames), or is a callable returning
     that mapping; it is called once and the encoded tables are reused (the catalog is frozen). With
     ``prestart`` a spare child is started at once and after every call: it imports pandas and decodes
-    the tables while the caller does other work (an LLM turn), so a call costs only the code's run. Code sees ``tables`` (a dict of DataFrames), each table as a variable by its name, ``pd``
-    and ``np``; its last expression, or else a variable ``result``, is the result.
+    the tables while the caller does other work (an LLM turn), so a call costs only the code's run.
+    Code sees ``tables`` (a dict of DataFrames), each table as a variable by its name, ``pd`` and
+    ``np``; its last expression, or else a variable ``result``, is the result. The child starts
+    through :class:`.confine.Launcher`; where OS confinement is unavailable every run fails with
+    error type ``unavailable`` unless ``config.pandas_unconfined_ok``.
     """
 
     language = "pandas"
@@ -130,10 +211,10 @@ class PandasExecutor:
                  prestart: bool = True, python: str = sys.executable) -> None:
         self.config = config or ExecutorConfig()
         self._provider = tables_provider
-        self._payload: bytes | None = None
+        self._payload: tuple[list[dict[str, Any]], bytes] | None = None
         self._lock = threading.Lock()
         self._prestart = prestart
-        self._python = python
+        self._launcher = Launcher(python, unconfined_ok=self.config.pandas_unconfined_ok)
         self._spare: _Child | None = None
         self._closed = False
         if prestart:
@@ -176,38 +257,45 @@ class PandasExecutor:
             check_code(code)
         except SandboxError as exc:
             return ExecutionResult.failure("pandas", code, exc.kind, str(exc), time.perf_counter() - start)
+        refusal = self._launcher.refusal()
+        if refusal:
+            return ExecutionResult.failure("pandas", code, "unavailable", refusal, time.perf_counter() - start)
         result = self._run_in_child(code)
         result.elapsed_s = time.perf_counter() - start
         result.code = code
         return result
 
-    def _tables(self) -> bytes:
-        """The tables frame and Arrow IPC streams, encoded once (the catalog is frozen)."""
-        with self._lock:
-            return self._encode_tables()
+    @property
+    def confined(self) -> bool:
+        """Whether the child runs inside the OS confinement (see :mod:`.confine`)."""
+        return self._launcher.confined
 
-    def _encode_tables(self) -> bytes:
-        if self._payload is None:
-            provided = self._provider() if callable(self._provider) else self._provider
-            entries, blobs = [], []
-            for name, table in provided.items():
-                blob = _ipc(table)
-                entries.append({"name": name, "nbytes": len(blob)})
-                blobs.append(blob)
-            self._payload = _frame({"tables": entries}) + b"".join(blobs)
-        return self._payload
+    def _tables(self) -> tuple[list[dict[str, Any]], bytes]:
+        """The tables' index and Arrow IPC streams, encoded once (the catalog is frozen)."""
+        with self._lock:
+            if self._payload is None:
+                provided = self._provider() if callable(self._provider) else self._provider
+                entries, blobs = [], []
+                for name, table in provided.items():
+                    blob = _ipc(table)
+                    entries.append({"name": name, "nbytes": len(blob)})
+                    blobs.append(blob)
+                self._payload = entries, b"".join(blobs)
+            return self._payload
 
     def _take_child(self) -> _Child:
         with self._lock:  # parallel plan steps may run code at once: each gets its own child
             child, self._spare = self._spare, None
         if child is None or not child.alive():
-            child = _Child(self._python, self._tables())
+            if child is not None:
+                child.kill()
+            child = _Child(self._launcher, *self._tables())
         return child
 
     def _restock(self) -> None:
-        if not self._prestart or self._closed:
+        if not self._prestart or self._closed or self._launcher.refusal():
             return
-        fresh: _Child | None = _Child(self._python, self._tables())
+        fresh: _Child | None = _Child(self._launcher, *self._tables())
         with self._lock:
             if not self._closed:
                 fresh, self._spare = self._spare, fresh
@@ -216,39 +304,57 @@ class PandasExecutor:
 
     def _run_in_child(self, code: str) -> ExecutionResult:
         cfg = self.config
+        token = secrets.token_hex(16)
         job = _frame({"code": code, "row_cap": cfg.row_cap, "cpu_s": cfg.pandas_cpu_s,
-                      "memory_mb": cfg.pandas_memory_mb})
+                      "memory_mb": cfg.pandas_memory_mb, "max_bytes": cfg.result_max_bytes,
+                      "token": token})
         child = self._take_child()
         try:
             if not child.wait_ready(STARTUP_GRACE_S):
                 child.kill()
-                return self._decode(code, child.proc.returncode, b"", b"", started=False)
-            out, err = child.send(job, timeout=cfg.pandas_timeout_s)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            return ExecutionResult.failure("pandas", code, "timeout",
-                                           f"stopped after {cfg.pandas_timeout_s:g} s (wall-clock limit)")
+                return self._failure(code, _Outcome(returncode=child.proc.returncode, cpu_s=child.cpu_s),
+                                     started=False)
+            seen = child.send(job, cfg.pandas_timeout_s, cfg.result_max_bytes + REPLY_SLACK)
         finally:
             self._restock()
-        return self._decode(code, child.proc.returncode, out, err)
+        if seen.timed_out:
+            return ExecutionResult.failure("pandas", code, "timeout",
+                                           f"stopped after {cfg.pandas_timeout_s:g} s (wall-clock limit)")
+        if seen.too_large:
+            return ExecutionResult.failure(
+                "pandas", code, "too_large", f"result too large: more than {cfg.result_max_bytes} bytes "
+                "came back; aggregate or select fewer columns/rows")
+        return self._decode(code, seen, token)
 
-    def _decode(self, code: str, returncode: int, out: bytes, err: bytes, *,
-                started: bool = True) -> ExecutionResult:
-        if not started and returncode == 0:
+    def _failure(self, code: str, seen: _Outcome, *, started: bool = True) -> ExecutionResult:
+        """A run that ended without a valid reply, classified by how the process ended."""
+        if not started and seen.returncode == 0:
             return ExecutionResult.failure("pandas", code, "crashed", "the sandbox did not start in time")
-        if returncode != 0 or not out:
-            kind, message = "crashed", f"the process exited with status {returncode}"
-            if returncode < 0:
-                kind, message = _SIGNALS.get(-returncode, ("crashed", f"killed by signal {-returncode}"))
-            tail = err.decode(errors="replace").strip().splitlines()[-1:] if err else []
-            return ExecutionResult.failure("pandas", code, kind, message + (f": {tail[0]}" if tail else ""))
+        sig = self._launcher.exit_signal(seen.returncode or 0)
+        kind, message = "crashed", f"the process exited with status {seen.returncode}"
+        if sig is not None:
+            kind, message = _SIGNALS.get(sig, ("crashed", f"killed by signal {sig}"))
+            if sig == signal.SIGKILL and seen.cpu_s >= self.config.pandas_cpu_s:
+                kind, message = _SIGNALS[signal.SIGXCPU]  # the hard CPU limit (one second past the soft)
+        tail = seen.stderr.decode(errors="replace").strip().splitlines()[-1:]
+        return ExecutionResult.failure("pandas", code, kind, message + (f": {tail[0][:300]}" if tail else ""))
+
+    def _decode(self, code: str, seen: _Outcome, token: str) -> ExecutionResult:
+        if seen.returncode != 0 or len(seen.reply) < 8:
+            return self._failure(code, seen)
+        size = int.from_bytes(seen.reply[:8], "big")
         try:
-            data = json.loads(out)
+            if size != len(seen.reply) - 8:
+                raise ValueError(f"{len(seen.reply) - 8} bytes for a frame of {size}")
+            frame = json.loads(seen.reply[8:])
+            if not isinstance(frame, dict) or frame.get("token") != token:
+                raise ValueError("it does not carry this run's token")
+            data = frame["reply"]
             if not data.get("ok"):
                 return ExecutionResult.failure("pandas", code, str(data["error_type"]), str(data["error"]))
             rows = [[to_jsonable(v) for v in row] for row in data["rows"][: self.config.row_cap]]
             n_rows = int(data["n_rows"])
             return ExecutionResult(ok=True, language="pandas", columns=[str(c) for c in data["columns"]],
                                    rows=rows, n_rows=n_rows, truncated=n_rows > len(rows))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             return ExecutionResult.failure("pandas", code, "crashed", f"unreadable reply from the sandbox: {exc}")
