@@ -9,6 +9,14 @@ if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; th
   echo "error: autotqa needs Python >= 3.11 (found: $("$PY" --version 2>&1)); set PYTHON=/path/to/python3.11+" >&2
   exit 1
 fi
+# The pandas sandbox starts its child under bubblewrap with a seccomp filter (autotqa/executors/
+# confine.py); without them pandas code is refused. Install them where this script can (root + apt).
+if ! command -v bwrap >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap libseccomp2 >/dev/null
+fi
+if ! command -v bwrap >/dev/null 2>&1; then
+  echo "warning: bubblewrap (bwrap) is not installed: pandas code will be refused (see README, Safety)" >&2
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
