@@ -42,13 +42,16 @@ def _is_catalog(obj: Any) -> bool:
     return hasattr(obj, "con") and hasattr(obj, "schema") and hasattr(obj, "columns_by_table")
 
 
-def open_catalog(sources: Any) -> Any:
-    """A Catalog from a path, a DataFrame, ``{name: DataFrame}``, or a list of those."""
+def open_catalog(sources: Any, config: Config | None = None) -> Any:
+    """A Catalog from a path, a DataFrame, ``{name: DataFrame}``, or a list of those.
+
+    ``config.executor`` sets the DuckDB memory and threads its queries get.
+    """
     from .catalog import Catalog  # the data layer, imported when a session opens
 
     if isinstance(sources, str | Path | Mapping) or not isinstance(sources, Sequence):
         sources = [sources]
-    return Catalog.from_sources(list(sources))
+    return Catalog.from_sources(list(sources), limits=(config or Config()).executor)
 
 
 def build_workspace(catalog: Any, config: Config, *, prestart_pandas: bool = True) -> Workspace:
@@ -85,7 +88,7 @@ class Session:
                  prestart_pandas: bool = True) -> None:
         self.config = config or Config()
         self._owns_catalog = not _is_catalog(sources)
-        self.catalog = open_catalog(sources) if self._owns_catalog else sources
+        self.catalog = open_catalog(sources, self.config) if self._owns_catalog else sources
         # An engine passed in belongs to the caller unless close_engine says otherwise.
         self._owns_engine = engine is None if close_engine is None else close_engine
         if engine is None:

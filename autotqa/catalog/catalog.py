@@ -28,6 +28,7 @@ from autotqa.catalog.models import ColumnInfo, TableInfo
 from autotqa.catalog.naming import quote_ident, safe_table_name
 from autotqa.catalog.schema import SchemaInfo
 from autotqa.catalog.stats import table_schema
+from autotqa.config import ExecutorConfig
 from autotqa.errors import ConfigError, DataLoadError
 
 Source = str | Path | pd.DataFrame | Mapping[str, pd.DataFrame]
@@ -53,11 +54,13 @@ class Catalog:
         self._schemas: dict[int, SchemaInfo] = {}
 
     @classmethod
-    def from_sources(cls, sources: Source | Iterable[Source], *, freeze: bool = True) -> Catalog:
+    def from_sources(cls, sources: Source | Iterable[Source], *, freeze: bool = True,
+                     limits: ExecutorConfig | None = None) -> Catalog:
         """Load every source (a path, a folder, a DataFrame, or a mapping name -> DataFrame) in order.
 
         A single source may be passed without a list. Table names follow ``naming.safe_table_name``:
-        a second ``sales.csv`` becomes ``sales_2``.
+        a second ``sales.csv`` becomes ``sales_2``. ``limits`` gives the DuckDB memory and threads
+        that queries get once frozen (default: ``ExecutorConfig()``'s).
         """
         if isinstance(sources, str | Path | pd.DataFrame | Mapping):
             sources = [sources]
@@ -68,7 +71,7 @@ class Catalog:
             if not cat.tables:
                 raise DataLoadError("no sources given", hint="pass at least one file, folder or DataFrame")
             if freeze:
-                cat.freeze()
+                cat.freeze(limits)
         except BaseException:
             cat.con.close()
             raise
@@ -124,11 +127,24 @@ class Catalog:
         return TableInfo(name=safe, display_name=display, source=origin,
                          columns=[ColumnInfo(n, t) for n, t in cols], n_rows=int(row[0]))
 
-    def freeze(self) -> None:
-        """Cut the connection off from files and lock its settings (idempotent)."""
+    def freeze(self, limits: ExecutorConfig | None = None) -> None:
+        """Cut the connection off from files, bound its memory and threads, lock its settings
+        (idempotent).
+
+        DuckDB's defaults are 80 % of RAM, every core, and spilling to ``./.tmp`` in the working
+        directory: for model-written queries that is a denial of service and a file write. The
+        memory limit is the data already loaded plus ``sql_memory_limit_mb`` for query work; with no
+        temporary directory a query past it fails with an out-of-memory error instead of spilling.
+        """
         if self._frozen:
             return
+        limits = limits or ExecutorConfig()
         try:
+            loaded = self.con.execute("SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()").fetchall()
+            budget = int(loaded[0][0]) + limits.sql_memory_limit_mb * 1024 * 1024
+            self.con.execute(f"SET memory_limit = '{budget // 1024}KiB'")
+            self.con.execute(f"SET threads = {int(limits.sql_threads)}")
+            self.con.execute("SET temp_directory = ''")
             self.con.execute("SET enable_external_access = false")
             self.con.execute("SET lock_configuration = true")
         except duckdb.Error as e:

@@ -18,6 +18,7 @@ from ..cli import app, fail, handle_errors
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
+    from ..config import ExecutorConfig
     from ..executors.base import ExecutionResult
 
 
@@ -71,10 +72,10 @@ def _result_view(result: ExecutionResult) -> Table:
     return view
 
 
-def _load(sources: list[str]) -> Catalog:
+def _load(sources: list[str], limits: ExecutorConfig | None = None) -> Catalog:
     from ..catalog import Catalog
 
-    return Catalog.from_sources(sources)
+    return Catalog.from_sources(sources, limits=limits)
 
 
 @app.command("tables")
@@ -122,7 +123,7 @@ def sql_cmd(
     config = load_config().executor
     if max_rows is not None:
         config = config.model_copy(update={"row_cap": max_rows})
-    catalog = _load(sources)
+    catalog = _load(sources, config)
     try:
         result = SQLExecutor.from_catalog(catalog, config).run(query)
     finally:

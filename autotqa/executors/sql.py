@@ -14,6 +14,7 @@ row cap and a wall-clock timeout, and return an ExecutionResult (mistakes are re
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -43,6 +44,8 @@ _KINDS = {
     "OutOfRangeException": "out_of_range",
     "DivisionByZeroException": "division_by_zero",
 }
+#: Rows fetched at a time: the byte cap is checked between fetches.
+_FETCH_ROWS = 256
 _FENCE = re.compile(r"^\s*```[A-Za-z]*\s*\n?(.*?)\n?```\s*$", re.S)
 
 
@@ -68,6 +71,10 @@ def duckdb_error(exc: duckdb.Error, *, timeout_s: float | None = None) -> SQLErr
     if kind == "timeout":
         return SQLError(f"query interrupted after {timeout_s:g} s (time limit)", kind="timeout",
                         hint="add filters or aggregate before joining; avoid cross joins")
+    if kind == "memory":
+        first = (str(exc).splitlines() or [""])[0]
+        return SQLError(f"query ran out of memory ({re.sub(r'^[A-Za-z ]*Error: ', '', first)})", kind="memory",
+                        hint="filter or aggregate earlier, select fewer columns, avoid cross joins")
     lines = []
     for line in str(exc).splitlines():
         if line.startswith("LINE "):
@@ -116,25 +123,29 @@ class SQLExecutor:
         """Check and run ``code``; every failure comes back as ``ok=False`` with a kind and message.
 
         ``read`` names the dialect the SQL is written in when the caller knows it (e.g. ``"sqlite"``).
+        The guard's time counts against ``sql_timeout_s``: the query gets what is left of it (the
+        guard's work is bounded by its size limits, so it cannot use it all up on its own).
         """
         start = time.perf_counter()
         try:
             sql = self.check(code, read)
         except SQLError as exc:
             return ExecutionResult.failure("sql", code, exc.kind, str(exc), time.perf_counter() - start)
+        remaining = self.config.sql_timeout_s - (time.perf_counter() - start)
         try:
-            columns, rows, n_rows = self._execute(sql)
+            if remaining <= 0:
+                raise SQLError(f"query interrupted after {self.config.sql_timeout_s:g} s (time limit)",
+                               kind="timeout", hint="write a shorter, simpler query")
+            columns, rows, n_rows = self._execute(sql, remaining)
         except SQLError as exc:
             return ExecutionResult.failure("sql", sql, exc.kind, str(exc), time.perf_counter() - start)
         cap = self.config.row_cap
         return ExecutionResult(
-            ok=True, language="sql", columns=columns,
-            rows=[[to_jsonable(v) for v in row] for row in rows[:cap]],
+            ok=True, language="sql", columns=columns, rows=rows[:cap],
             n_rows=n_rows, truncated=n_rows > cap, elapsed_s=time.perf_counter() - start, code=sql)
 
-    def _execute(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]], int]:
+    def _execute(self, sql: str, timeout: float) -> tuple[list[str], list[list[Any]], int]:
         cap = self.config.row_cap
-        timeout = self.config.sql_timeout_s
         cursor = self._con.cursor()
         token = self._watchdog.watch(cursor, timeout)
         try:
@@ -145,9 +156,9 @@ class SQLExecutor:
                 # them in a subquery (id, id_1).
                 cursor.execute(f"SELECT * FROM (\n{sql}\n) AS _capped LIMIT {cap + 1}")
                 columns = [d[0] for d in cursor.description or []]
-                rows = cursor.fetchall()
+                rows = self._fetch_capped(cursor, cap + 1)
             except duckdb.Error as exc:
-                raise duckdb_error(exc, timeout_s=timeout) from None
+                raise duckdb_error(exc, timeout_s=self.config.sql_timeout_s) from None
             n_rows = len(rows)
             if n_rows > cap:
                 # Counting re-runs the query, so only pay for it when the result was cut.
@@ -159,3 +170,26 @@ class SQLExecutor:
         finally:
             self._watchdog.done(token)
             cursor.close()
+
+    def _fetch_capped(self, cursor: duckdb.DuckDBPyConnection, max_rows: int) -> list[list[Any]]:
+        """Up to ``max_rows`` rows as JSON-ready lists; SQLError ``too_large`` once their JSON passes
+        ``result_max_bytes`` (a row cap alone let 1,000 rows of 200 KB each come back whole)."""
+        limit = self.config.result_max_bytes
+        rows: list[list[Any]] = []
+        size = row_size = 0
+        while len(rows) < max_rows:
+            # Rows of a size seen so far that still fit: one wide row must not pull in 256 more.
+            fitting = (limit - size) // row_size + 1 if row_size else 1
+            chunk = cursor.fetchmany(max(1, min(_FETCH_ROWS, max_rows - len(rows), fitting)))
+            if not chunk:
+                break
+            for raw in chunk:
+                row = [to_jsonable(v) for v in raw]
+                row_size = len(json.dumps(row, ensure_ascii=False, default=str).encode())
+                size += row_size
+                if size > limit:
+                    raise SQLError(
+                        f"result too large: more than {limit:,} bytes in the first {len(rows) + 1:,} rows",
+                        kind="too_large", hint="select fewer columns, aggregate, or add LIMIT")
+                rows.append(row)
+        return rows
