@@ -105,3 +105,31 @@ def test_missing_source_is_one_line(runner: CliRunner, tmp_path: Path) -> None:
     res = invoke(runner, "tables", str(tmp_path / "nope.csv"))
     assert res.exit_code == 1
     assert res.stderr.startswith("error: ")
+
+
+def _strict_json(text: str) -> object:
+    """json.loads that refuses the bare NaN / Infinity Python's json writes (they are not JSON)."""
+    def refuse(constant: str) -> object:
+        raise ValueError(f"invalid JSON constant {constant}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_sql_json_is_valid_json_with_infinities_and_nan(runner: CliRunner, data: Path) -> None:
+    res = invoke(runner, "sql", str(data), "SELECT 'inf'::DOUBLE AS hi, '-inf'::DOUBLE AS lo, "
+                 "'nan'::DOUBLE AS nan, 1.5 AS x", "--json")
+    assert res.exit_code == 0, res.output
+    assert _strict_json(res.stdout)["rows"] == [["Infinity", "-Infinity", None, 1.5]]
+
+
+def test_answer_json_is_valid_json_with_infinities_and_nan() -> None:
+    from autotqa.answer import Answer
+    from autotqa.commands.ask import answer_json
+    from autotqa.executors.base import ExecutionResult
+
+    result = ExecutionResult(ok=True, columns=["x"], rows=[[float("inf")], [float("nan")]], n_rows=2)
+    answer = Answer(question="q", answer="a", values=[float("-inf"), 2.0], result=result,
+                    metrics={"ratio": float("inf")}, trace=[{"scores": (float("nan"), 1.0)}])
+    out = _strict_json(answer_json(answer))  # pydantic's JSON mode writes non-finite numbers as null
+    assert out["values"] == [None, 2.0]
+    assert out["result"]["rows"] == [[None], [None]]
+    assert out["trace"] == [{"scores": [None, 1.0]}]

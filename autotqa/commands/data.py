@@ -7,13 +7,13 @@ and the last one is the query. A rejected or failing query prints one line on st
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from .. import jsonsafe
 from ..cli import app, fail, handle_errors
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def tables_cmd(
     finally:
         catalog.close()
     if as_json:
-        print(json.dumps(data, ensure_ascii=False))
+        print(jsonsafe.dumps(data, ensure_ascii=False))
         return
     console = Console()
     console.print(_tables_view(data))
@@ -131,6 +131,6 @@ def sql_cmd(
     if not result.ok:
         raise fail(f"{result.error} [{result.error_type}]")
     if as_json:
-        print(json.dumps(result_json(result), ensure_ascii=False))
+        print(jsonsafe.dumps(result_json(result), ensure_ascii=False))
     else:
         Console().print(_result_view(result))
