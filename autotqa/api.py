@@ -39,19 +39,20 @@ T = TypeVar("T")
 
 
 def _is_catalog(obj: Any) -> bool:
-    return hasattr(obj, "con") and hasattr(obj, "schema") and hasattr(obj, "columns_by_table")
+    return hasattr(obj, "tables") and hasattr(obj, "schema") and hasattr(obj, "columns_by_table")
 
 
 def open_catalog(sources: Any, config: Config | None = None) -> Any:
-    """A Catalog from a path, a DataFrame, ``{name: DataFrame}``, or a list of those.
+    """A Catalog from a path, a DataFrame, ``{name: DataFrame}``, or a list of those; a
+    ServerCatalog from one database URL (``postgresql://...``, ``mysql://...``).
 
     ``config.executor`` sets the DuckDB memory and threads its queries get.
     """
-    from .catalog import Catalog  # the data layer, imported when a session opens
+    from .catalog.server import open_sources  # the data layer, imported when a session opens
 
     if isinstance(sources, str | Path | Mapping) or not isinstance(sources, Sequence):
         sources = [sources]
-    return Catalog.from_sources(list(sources), limits=(config or Config()).executor)
+    return open_sources(list(sources), limits=(config or Config()).executor)
 
 
 def build_workspace(catalog: Any, config: Config, *, prestart_pandas: bool = True) -> Workspace:
@@ -60,15 +61,17 @@ def build_workspace(catalog: Any, config: Config, *, prestart_pandas: bool = Tru
     ``prestart_pandas`` keeps a spare sandbox child ready (worth it in chat; a one-shot question
     rarely needs pandas and should not pay for a child process it never uses).
     """
-    from .executors.sql import SQLExecutor
+    from .executors.server_sql import sql_executor_for
 
-    executors: dict[Language, Executor] = {"sql": SQLExecutor.from_catalog(catalog, config.executor)}
+    executors: dict[Language, Executor] = {"sql": sql_executor_for(catalog, config.executor)}
     try:
         from .executors.pandas_exec import PandasExecutor
     except ImportError:  # pandas steps then run as SQL steps
         pass
     else:
-        executors["pandas"] = PandasExecutor.from_catalog(catalog, config.executor, prestart=prestart_pandas)
+        # A database server's tables stay on the server (no arrow()): SQL steps only there.
+        if hasattr(catalog, "arrow"):
+            executors["pandas"] = PandasExecutor.from_catalog(catalog, config.executor, prestart=prestart_pandas)
     columns = {table: [getattr(c, "name", c) for c in cols]
                for table, cols in catalog.columns_by_table().items()}
     schema = catalog.schema().render(token_budget=config.agents.schema_token_budget)

@@ -73,9 +73,9 @@ def _result_view(result: ExecutionResult) -> Table:
 
 
 def _load(sources: list[str], limits: ExecutorConfig | None = None) -> Catalog:
-    from ..catalog import Catalog
+    from ..catalog.server import open_sources  # files, or one database URL
 
-    return Catalog.from_sources(sources, limits=limits)
+    return open_sources(sources, limits=limits)
 
 
 @app.command("tables")
@@ -117,7 +117,7 @@ def sql_cmd(
     *sources, query = args
     if not query.strip():
         raise fail("the query is empty", code=2)
-    from ..executors.sql import SQLExecutor
+    from ..executors.server_sql import sql_executor_for
     from ..settings import load_config
 
     config = load_config().executor
@@ -125,7 +125,7 @@ def sql_cmd(
         config = config.model_copy(update={"row_cap": max_rows})
     catalog = _load(sources, config)
     try:
-        result = SQLExecutor.from_catalog(catalog, config).run(query)
+        result = sql_executor_for(catalog, config).run(query)
     finally:
         catalog.close()
     if not result.ok:

