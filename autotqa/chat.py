@@ -17,6 +17,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -146,6 +147,33 @@ def _cmd_metrics(repl: ChatREPL, _arg: str) -> bool:
     return True
 
 
+def _last_or_say(repl: ChatREPL, what: str) -> Answer | None:
+    if repl.last is None:
+        repl.console.print(f"nothing to {what} yet: ask a question first", style="dim")
+    return repl.last
+
+
+def _cmd_save(repl: ChatREPL, arg: str) -> bool:
+    from .ui.export import SAVE_FORMATS, save_result
+
+    if not arg.strip():
+        repl.console.print(f"usage: /save FILE ({', '.join(SAVE_FORMATS)})", style="yellow", highlight=False)
+    elif (last := _last_or_say(repl, "save")) is not None:
+        repl.console.print(save_result(last, Path(arg.strip()).expanduser()).message(), highlight=False)
+    return True
+
+
+def _cmd_plot(repl: ChatREPL, arg: str) -> bool:
+    from .ui.plot import save_plot, terminal_chart
+
+    last = _last_or_say(repl, "plot")
+    if last is not None and arg.strip():
+        repl.console.print(f"chart saved to {save_plot(last, Path(arg.strip()).expanduser())}", highlight=False)
+    elif last is not None:  # no file: bars drawn with characters, which every terminal shows
+        repl.console.print(terminal_chart(last, width=repl.console.width))
+    return True
+
+
 COMMANDS: Mapping[str, SlashCommand] = MappingProxyType({c.name: c for c in (
     SlashCommand("/tables", "/tables", "list the tables with their row and column counts", _cmd_tables),
     SlashCommand("/schema", "/schema [TABLE]", "the schema the agents see (one table, or all)", _cmd_schema),
@@ -153,6 +181,8 @@ COMMANDS: Mapping[str, SlashCommand] = MappingProxyType({c.name: c for c in (
     SlashCommand("/trace", "/trace", "the last answer's blackboard, entry by entry", _cmd_trace),
     SlashCommand("/metrics", "/metrics", "tokens, reuse and time of the last answer (and the session)",
                  _cmd_metrics),
+    SlashCommand("/save", "/save FILE", "write the last result's rows (.csv, .parquet, .json, .xlsx)", _cmd_save),
+    SlashCommand("/plot", "/plot [FILE]", "chart the last result here, or into FILE (.png, .svg)", _cmd_plot),
     SlashCommand("/help", "/help", "this list", _cmd_help),
     SlashCommand("/exit", "/exit", "leave (Ctrl-D too)", _cmd_exit),
 )})

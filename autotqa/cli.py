@@ -83,7 +83,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """Ask questions about tables."""
 
 
-_COMMAND_MODULES = ("data", "ask", "chat", "bench", "evaluate", "model")
+_COMMAND_MODULES = ("data", "ask", "chat", "trace", "bench", "evaluate", "model")
 
 
 def _register() -> None:

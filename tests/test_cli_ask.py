@@ -75,14 +75,17 @@ def test_verbose_streams_each_agent_step(runner: CliRunner) -> None:
     assert order == sorted(order)
 
 
-def test_trace_file_is_the_blackboard(runner: CliRunner, tmp_path: Path) -> None:
+def test_trace_file_holds_the_blackboard_and_the_calls(runner: CliRunner, tmp_path: Path) -> None:
     trace = tmp_path / "out" / "trace.json"
     res = invoke(runner, "ask", DEMO, QUESTION, "--json", "--trace", str(trace))
     assert res.exit_code == 0, res.output
-    board = Blackboard.from_json(trace.read_text(encoding="utf-8"))
+    saved = json.loads(trace.read_text(encoding="utf-8"))
+    board = Blackboard.from_trace(saved["entries"])
     assert board.sequence() == [("question", "user"), ("plan", "planner"), ("code", "engineer"),
                                 ("result", "executor"), ("answer", "critic")]
-    assert json.loads(res.stdout)["trace"] == json.loads(trace.read_text(encoding="utf-8"))
+    answer = json.loads(res.stdout)
+    assert saved["entries"] == answer["trace"] and saved["calls"] == answer["calls"]
+    assert (saved["format"], saved["question"], saved["values"]) == ("autotqa-trace", QUESTION, [80])
 
 
 def test_max_rounds_flag_reaches_the_loop(runner: CliRunner, tmp_path: Path) -> None:

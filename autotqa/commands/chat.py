@@ -38,7 +38,8 @@ def chat_cmd(
 ) -> None:
     """Chat with your tables: questions, follow-ups ("and for 2023?") and slash commands.
 
-    In the chat: /tables, /schema [TABLE], /sql (last query), /trace, /metrics, /help, /exit.
+    In the chat: /tables, /schema [TABLE], /sql (last query), /trace, /metrics, /save FILE,
+    /plot [FILE], /help, /exit.
     Ctrl-C cancels the running question; Ctrl-D leaves.
 
     Settings: flags, then AUTOTQA_* variables (AUTOTQA_ENGINE, AUTOTQA_MODEL, AUTOTQA_BASE_URL,

@@ -73,7 +73,8 @@ class ProgressView:
             self._status.stop()
             self._status = None
 
-    def _line(self, agent: str, text: str | Text, style: str = "") -> None:
+    def line(self, agent: str, text: str | Text, style: str = "") -> None:
+        """One progress line under the agent's name (``trace show`` prints its entries this way too)."""
         line = Text(f"  {agent:<9} ", style="cyan")
         line.append(text if isinstance(text, Text) else Text(text, style=style))
         self.console.print(line, highlight=False, overflow="ellipsis", no_wrap=not self.verbose)
@@ -95,46 +96,46 @@ class ProgressView:
     def _on_agent_finished(self, event: Any) -> None:
         if self.verbose:
             step = f" {event.step}" if event.step else ""
-            self._line(event.agent, f"done{step} in {event.elapsed_s:.2f} s", style="dim")
+            self.line(event.agent, f"done{step} in {event.elapsed_s:.2f} s", style="dim")
 
     def _on_question(self, event: Any) -> None:
         mark = "" if event.answerable else " (cannot be answered from these tables)"
-        self._line("user", f"question: {event.question}{mark}")
+        self.line("user", f"question: {event.question}{mark}")
 
     def _on_plan(self, event: Any) -> None:
         width = max(20, self.console.width - 20)
         if self.verbose or len(event.steps) > 1:
-            self._line("planner", f"plan ({len(event.steps)} step{'s' * (len(event.steps) != 1)}):")
+            self.line("planner", f"plan ({len(event.steps)} step{'s' * (len(event.steps) != 1)}):")
             for step in event.steps:
                 self.console.print(Text(f"            {_one_line(step, width)}"), highlight=False)
         else:
-            self._line("planner", "plan: " + _one_line(" ".join(event.steps), width))
+            self.line("planner", "plan: " + _one_line(" ".join(event.steps), width))
 
     def _on_code(self, event: Any) -> None:
         label = "pandas" if event.language == "pandas" else "SQL"
         if self.verbose:
-            self._line("engineer", f"{event.step} {label}:")
+            self.line("engineer", f"{event.step} {label}:")
             self.console.print(Padding(code_view(event.code, event.language), (0, 0, 0, 12)))
         else:
             width = max(20, self.console.width - 24)
-            self._line("engineer", f"{event.step} {label}: {_one_line(event.code, width)}")
+            self.line("engineer", f"{event.step} {label}: {_one_line(event.code, width)}")
 
     def _on_result(self, event: Any) -> None:
         if event.ok:
             rows = f"{event.n_rows} row" + ("" if event.n_rows == 1 else "s")
-            self._line("executor", f"{event.step} ok, {rows}")
+            self.line("executor", f"{event.step} ok, {rows}")
             if self.verbose and event.preview:
                 self.console.print(Padding(Text(event.preview, style="dim"), (0, 0, 0, 12)), highlight=False)
         else:
             message = event.error or event.preview
-            self._line("executor", f"{event.step} failed: {_one_line(message, 200)}", style="red")
+            self.line("executor", f"{event.step} failed: {_one_line(message, 200)}", style="red")
 
     def _on_mistake(self, event: Any) -> None:
         # "system" entries are the loop's own notes (budget spent), not a model's bad reply.
         prefix = "" if event.agent == "system" else "unusable reply: "
-        self._line(event.agent, f"{prefix}{_one_line(event.message, 200)}", style="yellow")
+        self.line(event.agent, f"{prefix}{_one_line(event.message, 200)}", style="yellow")
 
     def _on_verdict(self, event: Any) -> None:
         note = f": {event.note}" if event.note else ""
         style = "green" if event.verdict == "accept" else "yellow"
-        self._line("critic", f"{event.verdict}{note}", style=style)
+        self.line("critic", f"{event.verdict}{note}", style=style)
