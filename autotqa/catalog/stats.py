@@ -1,15 +1,17 @@
 """Column statistics for the schema block, in a fixed, small number of queries per table.
 
-Per table: one aggregate pass (row count, non-null counts, approximate distinct counts, min/max), one
-exact ``count(DISTINCT)`` pass only for columns that might be unique (key candidates), and one
-bounded query for sample values over the first ``SAMPLE_WINDOW`` rows. Samples are the most frequent
-values, ties broken by value, so they are deterministic (DuckDB keeps insertion order for a plain
-scan with LIMIT); nothing is sampled at random.
+Per table and batch of ``BATCH_COLUMNS`` columns: one aggregate pass (non-null counts, approximate
+distinct counts, min/max), one exact ``count(DISTINCT)`` pass only for columns that might be unique
+(key candidates), and one bounded query for sample values over the first ``SAMPLE_WINDOW`` rows.
+Samples are the most frequent values, ties broken by value, so they are deterministic (DuckDB keeps
+insertion order for a plain scan with LIMIT); nothing is sampled at random.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
+from typing import TypeVar
 
 import duckdb
 
@@ -18,8 +20,13 @@ from autotqa.catalog.naming import quote_ident
 
 #: Rows (from the start of the table) that sample values are drawn from: bounds the cost on big tables.
 SAMPLE_WINDOW = 100_000
+#: Columns per statistics query: one query per column (or one UNION ALL branch per column in a single
+#: query) made a 10,000-column file take minutes and gigabytes; a fixed batch keeps each query small.
+BATCH_COLUMNS = 64
 #: Sample values longer than this are cut (with "...") to keep the schema block compact.
 MAX_SAMPLE_CHARS = 40
+
+T = TypeVar("T")
 
 _NUMERIC = re.compile(r"(U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?|FLOAT|DOUBLE|REAL|DECIMAL.*|VARINT|BIGNUM)\Z")
 _TEMPORAL = re.compile(r"(DATE|TIME.*|TIMESTAMP.*|INTERVAL)\Z")
@@ -85,19 +92,21 @@ def table_schema(con: duckdb.DuckDBPyConnection, info: TableInfo, sample_values:
     """Statistics of one loaded table (see the module docstring for the queries it runs)."""
     t = quote_ident(info.name)
     cols = info.columns
-    aggs = ["count(*)"]
-    for c in cols:
-        q = quote_ident(c.name)
-        ordered = is_numeric(c.type) or is_temporal(c.type)
-        aggs += [f"count({q})",
-                 "NULL" if is_nested(c.type) else f"approx_count_distinct({q})",
-                 f"CAST(min({q}) AS VARCHAR)" if ordered else "NULL",
-                 f"CAST(max({q}) AS VARCHAR)" if ordered else "NULL",
-                 # Floats count as keys only when every value is whole (ids stored as REAL).
-                 f"bool_and({q} = trunc({q}))" if _is_float(c.type) else "NULL"]
-    row = con.execute(f"SELECT {', '.join(aggs)} FROM {t}").fetchall()[0]
-    n_rows = int(row[0])
-    per_col = [row[1 + 5 * i: 6 + 5 * i] for i in range(len(cols))]
+    n_rows = int(con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0])
+    per_col: list[tuple] = []
+    for batch in _batches(cols):
+        aggs = []
+        for c in batch:
+            q = quote_ident(c.name)
+            ordered = is_numeric(c.type) or is_temporal(c.type)
+            aggs += [f"count({q})",
+                     "NULL" if is_nested(c.type) else f"approx_count_distinct({q})",
+                     f"CAST(min({q}) AS VARCHAR)" if ordered else "NULL",
+                     f"CAST(max({q}) AS VARCHAR)" if ordered else "NULL",
+                     # Floats count as keys only when every value is whole (ids stored as REAL).
+                     f"bool_and({q} = trunc({q}))" if _is_float(c.type) else "NULL"]
+        row = con.execute(f"SELECT {', '.join(aggs)} FROM {t}").fetchall()[0]
+        per_col += [row[5 * i: 5 + 5 * i] for i in range(len(batch))]
 
     distinct = _exact_distinct(con, t, cols, per_col, n_rows)
     samples = _samples(con, t, cols, sample_values)
@@ -124,9 +133,12 @@ def _exact_distinct(con: duckdb.DuckDBPyConnection, t: str, cols: list[ColumnInf
              and approx is not None and approx >= 0.9 * n_rows]
     if not maybe:
         return {}
-    exprs = ", ".join(f"count(DISTINCT {quote_ident(cols[i].name)})" for i in maybe)
-    row = con.execute(f"SELECT {exprs} FROM {t}").fetchall()[0]
-    return {i: int(v) for i, v in zip(maybe, row, strict=True)}
+    out: dict[int, int] = {}
+    for batch in _batches(maybe):
+        exprs = ", ".join(f"count(DISTINCT {quote_ident(cols[i].name)})" for i in batch)
+        row = con.execute(f"SELECT {exprs} FROM {t}").fetchall()[0]
+        out.update({i: int(v) for i, v in zip(batch, row, strict=True)})
+    return out
 
 
 def _samples(con: duckdb.DuckDBPyConnection, t: str, cols: list[ColumnInfo],
@@ -135,16 +147,27 @@ def _samples(con: duckdb.DuckDBPyConnection, t: str, cols: list[ColumnInfo],
     if n <= 0 or not cols:
         return {}
     # Aliases no real column or table is likely to share (a column named "r" broke plain ones).
-    parts = []
-    for i, c in enumerate(cols):
-        q = quote_ident(c.name)
-        parts.append(
-            f"(SELECT {i} AS __i, row_number() OVER (ORDER BY count(*) DESC, {q}) AS __r, "
-            f"CAST({q} AS VARCHAR) AS __v FROM __window WHERE {q} IS NOT NULL GROUP BY {q} "
-            f"QUALIFY __r <= {n})")
-    sql = (f"WITH __window AS (SELECT * FROM {t} LIMIT {SAMPLE_WINDOW}) "
-           f"SELECT __i, __v FROM ({' UNION ALL '.join(parts)}) ORDER BY __i, __r")
     out: dict[int, list[str]] = {}
-    for i, v in con.execute(sql).fetchall():
-        out.setdefault(i, []).append(clip_sample(v))
+    for batch in _batches(list(enumerate(cols))):
+        parts = []
+        for i, c in batch:
+            q = quote_ident(c.name)
+            parts.append(
+                f"(SELECT {i} AS __i, row_number() OVER (ORDER BY count(*) DESC, {q}) AS __r, "
+                f"CAST({q} AS VARCHAR) AS __v FROM __window WHERE {q} IS NOT NULL GROUP BY {q} "
+                f"QUALIFY __r <= {n})")
+        sql = (f"WITH __window AS (SELECT * FROM {t} LIMIT {SAMPLE_WINDOW}) "
+               f"SELECT __i, __v FROM ({' UNION ALL '.join(parts)}) ORDER BY __i, __r")
+        for i, v in con.execute(sql).fetchall():
+            out.setdefault(i, []).append(clip_sample(v))
     return out
+
+
+def _batches(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    """``items`` in slices of ``BATCH_COLUMNS``.
+
+    >>> [len(b) for b in _batches(list(range(150)))]
+    [64, 64, 22]
+    """
+    for start in range(0, len(items), BATCH_COLUMNS):
+        yield items[start:start + BATCH_COLUMNS]
