@@ -147,6 +147,26 @@ def test_catalog_names_are_mapped_back(club: Path) -> None:
         "WITH t_order AS (SELECT 1 AS x) SELECT x FROM t_order"
 
 
+def test_renames_mirror_the_catalog_even_when_a_safe_name_is_a_real_table(tmp_path: Path) -> None:
+    from autotqa.catalog import Catalog
+
+    db = tmp_path / "two.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute('CREATE TABLE "order" (id INTEGER)')
+        conn.execute("CREATE TABLE t_order (id INTEGER, x INTEGER)")
+        conn.executemany('INSERT INTO "order" VALUES (?)', [(1,), (2,)])
+        conn.execute("INSERT INTO t_order VALUES (1, 1)")
+    conn.close()
+    catalog = Catalog.from_sources([db])
+    assert catalog_renames(db) == {t: info.display_name for t, info in catalog.tables.items()
+                                   if t != info.display_name.lower()} == {"t_order": "order", "t_order_2": "t_order"}
+    # As written, t_order would read SQLite's own t_order (1 row); the catalog's t_order is "order".
+    s = score_official(db, "SELECT count(*) FROM t_order", [(2,)], ordered=False)
+    assert (s.correct, s.sql, s.transpiled) == (True, 'SELECT COUNT(*) FROM "order"', True)
+    s = score_official(db, "SELECT count(*) FROM t_order_2", [(1,)], ordered=False)
+    assert (s.correct, s.sql) == (True, 'SELECT COUNT(*) FROM "t_order"')
+
+
 def test_untrusted_sql_only_reads_and_is_bounded(club: Path, tmp_path: Path) -> None:
     elsewhere = tmp_path / "created.sqlite"
     for hostile in (f"ATTACH DATABASE '{elsewhere}' AS x", "PRAGMA writable_schema = 1",
