@@ -23,9 +23,18 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: flags read as flags and options as `--opt VALUE`; the rich panels print
+    # a type label (`<bool>`, `<str>`) beside every option instead. Sub-command groups set it too.
+    rich_markup_mode=None,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def examples(*lines: str) -> str:
+    """A command's help epilog: example command lines, kept as written (click rewraps paragraphs
+    unless they start with ``\\b``)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def fail(message: str, hint: str | None = None, code: int = 1) -> typer.Exit:
@@ -83,7 +92,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """Ask questions about tables."""
 
 
-_COMMAND_MODULES = ("data", "ask", "chat", "trace", "bench", "evaluate", "model")
+_COMMAND_MODULES = ("data", "ask", "chat", "trace", "config", "bench", "evaluate", "model")
 
 
 def _register() -> None:

@@ -136,6 +136,34 @@ def load_config(flags: Mapping[str, Any] | None = None, *, env: Mapping[str, str
 
     ``flags`` maps dotted paths (``"engine.kind"``) to values; ``None`` means "flag not given".
     ``path="auto"`` reads :func:`config_path`; ``None`` skips the file (tests, doctests).
+    """
+    return load_config_sources(flags, env=env, path=path)[0]
+
+
+def effective_settings(config: Config, origin: Mapping[str, str]) -> list[tuple[str, Any, str]]:
+    """Every setting as ``(dotted name, value, where it came from)``; secrets shown as ``***``.
+
+    >>> cfg, origin = load_config_sources({"agents.max_rounds": 5}, env={"AUTOTQA_ENGINE": "openai"}, path=None)
+    >>> [row for row in effective_settings(cfg, origin) if row[0] in ("engine.kind", "agents.max_rounds")]
+    [('engine.kind', 'openai', 'environment variable AUTOTQA_ENGINE'), ('agents.max_rounds', 5, '--max-rounds')]
+    """
+    rows = []
+    for section, model in _sections().items():
+        values = getattr(config, section)
+        for name in model.model_fields:
+            dotted = f"{section}.{name}"
+            value = getattr(values, name)
+            shown = "***" if dotted in _SECRET_FIELDS and value else value
+            rows.append((dotted, shown, origin.get(dotted, "default")))
+    return rows
+
+
+def load_config_sources(flags: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | None = None,
+                        path: Path | None | str = "auto") -> tuple[Config, dict[str, str]]:
+    """:func:`load_config`, and where each value that is not a default came from.
+
+    ``flags`` maps dotted paths (``"engine.kind"``) to values; ``None`` means "flag not given".
+    ``path="auto"`` reads :func:`config_path`; ``None`` skips the file (tests, doctests).
     An explicitly named file (``$AUTOTQA_CONFIG``) that does not exist is an error; the default one
     is optional.
     """
@@ -170,7 +198,7 @@ def load_config(flags: Mapping[str, Any] | None = None, *, env: Mapping[str, str
         origin[dotted] = "--" + name.replace("_", "-") if name != "kind" else "--engine"
 
     try:
-        return Config.model_validate(merged)
+        return Config.model_validate(merged), origin
     except ValidationError as exc:
         raise _explain(exc, origin, merged) from None
 

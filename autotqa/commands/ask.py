@@ -21,7 +21,7 @@ from rich.console import Console
 
 from .. import jsonsafe
 from ..answer import Answer
-from ..cli import app, config_from_flags, fail, handle_errors
+from ..cli import app, config_from_flags, examples, fail, handle_errors
 from ..errors import ConfigError
 
 
@@ -53,17 +53,10 @@ def answered(answer: Answer) -> bool:
     return answer.verified or answer.unanswerable or bool(answer.values)
 
 
-EXAMPLES = """Examples:
-
-  autotqa ask datasets/demo "How many customers are there?"
-
-  autotqa ask sales.csv regions.parquet "Revenue by region?" --save revenue.xlsx --plot revenue.png
-
-  autotqa ask shop.sqlite "Orders per month in 2024?" --json --trace run.json
-"""
-
-
-@app.command("ask", epilog=EXAMPLES)
+@app.command("ask", epilog=examples(
+    'autotqa ask datasets/demo "How many customers are there?"',
+    'autotqa ask datasets/demo "Customers per country?" --save by_country.xlsx --plot by_country.png',
+    'autotqa ask shop.sqlite "Orders per month in 2024?" --json --trace run.json --trace-prompts'))
 @handle_errors
 def ask_cmd(
     args: list[str] = typer.Argument(..., metavar="SOURCE... QUESTION",

@@ -18,26 +18,31 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..cli import app, config_from_flags, fail, handle_errors
+from ..cli import app, config_from_flags, examples, fail, handle_errors
 from ..errors import ConfigError
 
-bench_app = typer.Typer(help="Benchmarks of autotqa's parts.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks of autotqa's parts.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(bench_app, name="bench")
 
 
-@bench_app.command("serving")
+@bench_app.command("serving", epilog=examples(
+    "autotqa bench serving --sessions 4 --calls 6 --out bench.json",
+    "autotqa bench serving --engine openai --base-url http://127.0.0.1:8000/v1 --mode app_aware"))
 @handle_errors
 def serving(
-    sessions: int = typer.Option(4, "--sessions", min=1, help="Concurrent sessions (one database each)."),
-    calls: int = typer.Option(6, "--calls", min=1, help="Calls per session (user, planner, engineer..., critic)."),
-    engine: str = typer.Option("local", "--engine", help="local, openai or vllm."),
-    model: str | None = typer.Option(None, "--model", help="Model path / repo id (local) or name (server)."),
-    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible server URL."),
-    data: Path = typer.Option(Path("../shared/datasets/spider-train"), "--data",
+    sessions: int = typer.Option(4, "--sessions", metavar="N", min=1,
+                                 help="Concurrent sessions (one database each)."),
+    calls: int = typer.Option(6, "--calls", metavar="N", min=1,
+                              help="Calls per session (user, planner, engineer..., critic)."),
+    engine: str = typer.Option("local", "--engine", metavar="KIND", help="local, openai or vllm."),
+    model: str | None = typer.Option(None, "--model", metavar="MODEL",
+                                     help="Model path / repo id (local) or name (server)."),
+    base_url: str | None = typer.Option(None, "--base-url", metavar="URL", help="OpenAI-compatible server URL."),
+    data: Path = typer.Option(Path("../shared/datasets/spider-train"), "--data", metavar="DIR",
                               help="Spider folder (or a folder of *.sqlite files); read only."),
-    max_tokens: int = typer.Option(40, "--max-tokens", min=1, help="Output tokens per call."),
-    mode: list[str] = typer.Option(["naive", "app_aware"], "--mode", help="Modes to run (repeatable)."),
-    out: Path | None = typer.Option(None, "--out", help="Also write the JSON result here."),
+    max_tokens: int = typer.Option(40, "--max-tokens", metavar="N", min=1, help="Output tokens per call."),
+    mode: list[str] = typer.Option(["naive", "app_aware"], "--mode", metavar="MODE", help="Modes to run (repeatable)."),
+    out: Path | None = typer.Option(None, "--out", metavar="FILE", help="Also write the JSON result here."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
     """Serve K concurrent sessions x N calls naively and app-aware; print the comparison as JSON."""
@@ -94,11 +99,12 @@ def serving(
     print(line)
 
 
-@bench_app.command("combine")
+@bench_app.command("combine", epilog=examples(
+    "autotqa bench combine naive.json app_aware.json --out both.json"))
 @handle_errors
 def combine_cmd(
     files: list[Path] = typer.Argument(..., help="JSON results of `bench serving --mode ... --out FILE`."),
-    out: Path | None = typer.Option(None, "--out", help="Also write the combined JSON here."),
+    out: Path | None = typer.Option(None, "--out", metavar="FILE", help="Also write the combined JSON here."),
 ) -> None:
     """Merge per-mode results run as separate processes (same workload) and add the ratios."""
     from ..serving.bench import combine

@@ -17,21 +17,24 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from ..cli import app, config_from_flags, handle_errors
+from ..cli import app, config_from_flags, examples, handle_errors
 
 
-@app.command("chat")
+@app.command("chat", epilog=examples(
+    "autotqa chat datasets/demo",
+    "autotqa chat shop.sqlite --engine openai --base-url http://127.0.0.1:8000/v1",
+    "autotqa chat datasets/demo < questions.txt"))
 @handle_errors
 def chat_cmd(
     sources: list[str] = typer.Argument(..., metavar="SOURCE...",
                                         help="Data files (CSV, TSV, Parquet, JSON, Excel), folders, "
                                              "SQLite or DuckDB databases."),
-    engine: str | None = typer.Option(None, "--engine", help="local (default), openai or vllm."),
-    model: str | None = typer.Option(None, "--model", help="GGUF path / model id for the engine."),
-    base_url: str | None = typer.Option(None, "--base-url", help="Server URL for openai/vllm."),
-    max_rounds: int | None = typer.Option(None, "--max-rounds", min=1,
+    engine: str | None = typer.Option(None, "--engine", metavar="KIND", help="local (default), openai or vllm."),
+    model: str | None = typer.Option(None, "--model", metavar="MODEL", help="GGUF path / model id for the engine."),
+    base_url: str | None = typer.Option(None, "--base-url", metavar="URL", help="Server URL for openai/vllm."),
+    max_rounds: int | None = typer.Option(None, "--max-rounds", metavar="N", min=1,
                                           help="Critic rounds per question before the best result is returned."),
-    max_rows: int = typer.Option(20, "--max-rows", min=1, help="Result rows shown per answer."),
+    max_rows: int = typer.Option(20, "--max-rows", metavar="N", min=1, help="Result rows shown per answer."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show full code and results of every step."),
     no_history: bool = typer.Option(False, "--no-history", help="Do not read or write the input history file."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import jsonsafe
-from ..cli import app, fail, handle_errors
+from ..cli import app, examples, fail, handle_errors
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
@@ -78,7 +78,8 @@ def _load(sources: list[str], limits: ExecutorConfig | None = None) -> Catalog:
     return open_sources(sources, limits=limits)
 
 
-@app.command("tables")
+@app.command("tables", epilog=examples(
+    "autotqa tables datasets/demo", "autotqa tables shop.sqlite --json"))
 @handle_errors
 def tables_cmd(
     sources: list[str] = typer.Argument(..., metavar="SOURCE...", help="Data files, folders or databases."),
@@ -101,13 +102,15 @@ def tables_cmd(
                       f"{fk['to_table']}.{fk['to_column']} [dim](score {fk['score']:.2f})[/dim]")
 
 
-@app.command("sql")
+@app.command("sql", epilog=examples(
+    'autotqa sql datasets/demo "SELECT country, count(*) AS n FROM customers GROUP BY country"',
+    'autotqa sql shop.sqlite "SELECT * FROM orders LIMIT 5" --json'))
 @handle_errors
 def sql_cmd(
     args: list[str] = typer.Argument(..., metavar="SOURCE... QUERY",
                                      help="Data files, folders or databases, then the query in quotes."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
-    max_rows: int | None = typer.Option(None, "--max-rows", min=1, help="Row cap (default from config)."),
+    max_rows: int | None = typer.Option(None, "--max-rows", metavar="N", min=1, help="Row cap (default from config)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
     """Run one read-only SQL query (DuckDB dialect; SQLite/MySQL/Postgres are transpiled)."""

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 
-from ..cli import app, config_from_flags, fail, handle_errors
+from ..cli import app, config_from_flags, examples, fail, handle_errors
 from ..errors import ConfigError
 from ..evaluation.harness import RunSpec, bind_spec
 from ..evaluation.report import write_report
@@ -88,24 +88,31 @@ def _terminate_as_interrupt() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
-@app.command("eval")
+@app.command("eval", epilog=examples(
+    "autotqa eval --dataset wtq --data ../shared/datasets/wtq-train --limit 20 --out eval/runs/wtq20",
+    "autotqa eval --dataset spider --data ../shared/datasets/spider-train --strategy agents "
+    "--strategy baseline --out eval/runs/spider",
+    "autotqa eval report eval/runs/wtq20"))
 @handle_errors
 def eval_cmd(
     action: str | None = typer.Argument(None, help="'report' to re-render the report of DIR only."),
     report_dir: Path | None = typer.Argument(None, help="With 'report': the run folder."),
-    dataset: str | None = typer.Option(None, "--dataset", help="Benchmark layout: spider or wtq."),
-    data: Path | None = typer.Option(None, "--data", help="Benchmark folder (e.g. ../shared/datasets/wtq-train)."),
-    limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate N sampled questions."),
-    sample_seed: int = typer.Option(0, "--sample-seed", help="Seed of the sample (same seed, same questions)."),
-    strategy: list[str] = typer.Option(["agents"], "--strategy",
+    dataset: str | None = typer.Option(None, "--dataset", metavar="NAME", help="Benchmark layout: spider or wtq."),
+    data: Path | None = typer.Option(None, "--data", metavar="DIR",
+                                     help="Benchmark folder (e.g. ../shared/datasets/wtq-train)."),
+    limit: int | None = typer.Option(None, "--limit", metavar="N", min=1, help="Evaluate N sampled questions."),
+    sample_seed: int = typer.Option(0, "--sample-seed", metavar="N",
+                                    help="Seed of the sample (same seed, same questions)."),
+    strategy: list[str] = typer.Option(["agents"], "--strategy", metavar="NAME",
                                        help="agents or baseline; repeat to run both on the same questions."),
-    concurrency: int = typer.Option(1, "--concurrency", min=1, help="Questions answered in parallel."),
-    engine: str | None = typer.Option(None, "--engine", help="local, openai, vllm (or scripted in tests)."),
-    model: str | None = typer.Option(None, "--model", help="Model path / id for the engine."),
-    base_url: str | None = typer.Option(None, "--base-url", help="Server URL for openai/vllm engines."),
-    out: Path | None = typer.Option(None, "--out", help="Run folder: results, traces and report."),
+    concurrency: int = typer.Option(1, "--concurrency", metavar="N", min=1, help="Questions answered in parallel."),
+    engine: str | None = typer.Option(None, "--engine", metavar="KIND",
+                                      help="local, openai, vllm (or scripted in tests)."),
+    model: str | None = typer.Option(None, "--model", metavar="MODEL", help="Model path / id for the engine."),
+    base_url: str | None = typer.Option(None, "--base-url", metavar="URL", help="Server URL for openai/vllm engines."),
+    out: Path | None = typer.Option(None, "--out", metavar="DIR", help="Run folder: results, traces and report."),
     report_only: bool = typer.Option(False, "--report-only", help="Only re-render the report of --out."),
-    report_to: Path | None = typer.Option(None, "--to", help="Write the report here (plot beside it) "
+    report_to: Path | None = typer.Option(None, "--to", metavar="FILE", help="Write the report here (plot beside it) "
                                            "instead of DIR/report.md, e.g. eval/results/eval_wtq.md."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:

@@ -13,13 +13,16 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from ..cli import app, handle_errors
+from ..cli import app, examples, handle_errors
 
-trace_app = typer.Typer(help="Read back runs saved with `autotqa ask ... --trace FILE`.", no_args_is_help=True)
+trace_app = typer.Typer(help="Read back runs saved with `autotqa ask ... --trace FILE`.", no_args_is_help=True,
+                        rich_markup_mode=None)
 app.add_typer(trace_app, name="trace")
 
 
-@trace_app.command("show", epilog="Example: autotqa trace show run.json --prompts")
+@trace_app.command("show", epilog=examples(
+    "autotqa ask datasets/demo \"Customers per country?\" --trace run.json --trace-prompts",
+    "autotqa trace show run.json --prompts"))
 @handle_errors
 def show(
     file: Path = typer.Argument(..., metavar="FILE", dir_okay=False, help="A trace file (JSON)."),
