@@ -44,7 +44,9 @@ class Catalog:
     the file system; loading more is then refused with a ``DataLoadError``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, follow_links: bool = False) -> None:
+        #: Whether a folder source follows symbolic links that lead out of the folder.
+        self.follow_links = follow_links
         # No progress bar: it would print over the caller's terminal during long loads and queries.
         self.con: duckdb.DuckDBPyConnection = duckdb.connect(":memory:")
         self.con.execute("SET enable_progress_bar = false")
@@ -55,16 +57,17 @@ class Catalog:
 
     @classmethod
     def from_sources(cls, sources: Source | Iterable[Source], *, freeze: bool = True,
-                     limits: ExecutorConfig | None = None) -> Catalog:
+                     limits: ExecutorConfig | None = None, follow_links: bool = False) -> Catalog:
         """Load every source (a path, a folder, a DataFrame, or a mapping name -> DataFrame) in order.
 
         A single source may be passed without a list. Table names follow ``naming.safe_table_name``:
         a second ``sales.csv`` becomes ``sales_2``. ``limits`` gives the DuckDB memory and threads
-        that queries get once frozen (default: ``ExecutorConfig()``'s).
+        that queries get once frozen (default: ``ExecutorConfig()``'s). ``follow_links`` lets a folder
+        source load links whose targets lie outside it (off: they are skipped with a warning).
         """
         if isinstance(sources, str | Path | pd.DataFrame | Mapping):
             sources = [sources]
-        cat = cls()
+        cat = cls(follow_links=follow_links)
         try:
             for source in sources:
                 cat.add(source)
@@ -105,7 +108,8 @@ class Catalog:
             elif isinstance(source, Mapping):
                 loaded = loaders.load_frames(self.con, source, new_name, DATAFRAME)
             elif isinstance(source, str | Path):
-                loaded = loaders.load_path(self.con, Path(source).expanduser(), new_name)
+                loaded = loaders.load_path(self.con, Path(source).expanduser(), new_name,
+                                           follow_links=self.follow_links)
             else:
                 raise DataLoadError(f"cannot load a {type(source).__name__}",
                                     hint="pass a file or folder path, a DataFrame, or a dict of DataFrames")

@@ -13,9 +13,10 @@ download; DuckDB files are attached read-only and copied.
 
 from __future__ import annotations
 
+import csv
+import logging
 import re
 import sqlite3
-import zipfile
 from collections.abc import Callable, Mapping
 from contextlib import closing
 from pathlib import Path
@@ -25,7 +26,9 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from autotqa.catalog.excel import read_workbook
 from autotqa.catalog.frames import frame_to_arrow, rows_to_arrow, sqlite_affinity
+from autotqa.catalog.limits import check_width
 from autotqa.catalog.naming import quote_ident, sql_string
 from autotqa.catalog.sniff import (detect_format, display_stem, extension_format, sniff_encoding,
                                    text_suffix)
@@ -36,6 +39,7 @@ Loaded = list[tuple[str, str, str]]
 
 #: Bytes read to recognise a file: magic numbers and the encoding of the first lines.
 HEAD_BYTES = 1 << 16
+_LOG = logging.getLogger("autotqa.catalog")
 _TEXT_EXTENSIONS_TAB = (".tsv", ".tab")
 
 
@@ -60,30 +64,73 @@ def read_head(path: Path) -> bytes:
     return head
 
 
-def load_path(con: duckdb.DuckDBPyConnection, path: Path, new_name: NewName) -> Loaded:
+def load_path(con: duckdb.DuckDBPyConnection, path: Path, new_name: NewName, *,
+              follow_links: bool = False) -> Loaded:
     """Load a file, or a folder: every file in it with a supported extension (not recursing, skipping
-    hidden and Office lock files), in sorted name order, one table per file (per sheet for Excel)."""
+    hidden and Office lock files), in sorted name order, one table per file (per sheet for Excel).
+
+    In a folder, a symbolic link whose target lies outside the folder is skipped (with a warning
+    naming it) unless ``follow_links``: a link to a secret file must not load it as a table.
+    """
     if path.is_dir():
-        return _load_folder(con, path, new_name)
+        return _load_folder(con, path, new_name, follow_links)
     head = read_head(path)
     fmt = detect_format(path, head)
     display = display_stem(path)
     if fmt == "csv":
-        return [(_load_csv(con, path, head, new_name(display)), display, str(path))]
-    if fmt in ("parquet", "json"):
-        return [(_load_with_reader(con, path, fmt, new_name(display)), display, str(path))]
-    if fmt == "excel":
+        _check_header_width(path, head)
+        loaded = [(_load_csv(con, path, head, new_name(display)), display, str(path))]
+    elif fmt in ("parquet", "json"):
+        loaded = [(_load_with_reader(con, path, fmt, new_name(display)), display, str(path))]
+    elif fmt == "excel":
         return _load_excel(con, path, display, new_name)
-    if fmt == "sqlite":
+    elif fmt == "sqlite":
         return _load_sqlite(con, path, new_name)
-    return _load_duckdb(con, path, new_name)
+    else:
+        loaded = _load_duckdb(con, path, new_name)
+    for table, _, _ in loaded:
+        width = con.execute("SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
+                            "AND table_name = ?", [table]).fetchall()[0][0]
+        check_width(path, int(width))
+    return loaded
 
 
-def _load_folder(con: duckdb.DuckDBPyConnection, folder: Path, new_name: NewName) -> Loaded:
-    files = sorted(p for p in folder.iterdir()
-                   if p.is_file() and not p.name.startswith((".", "~$")) and extension_format(p))
+def _check_header_width(path: Path, head: bytes) -> None:
+    """Refuse a CSV whose first line already has too many fields, before DuckDB reads it all.
+
+    Counted with every usual delimiter (quotes respected) on the first line of ``head``; the
+    widest count decides, so a file DuckDB reads narrower can only be refused by the width check
+    after loading, never wrongly here unless its header really is that wide.
+    """
+    first = head.split(b"\n", 1)[0].decode("latin-1")
+    widest = max(len(next(csv.reader([first], delimiter=d), [])) for d in ",;\t|")
+    check_width(path, widest)
+
+
+def _inside(folder: Path, entry: Path) -> bool:
+    try:
+        entry.resolve().relative_to(folder.resolve())
+    except (ValueError, OSError):
+        return False
+    return True
+
+
+def _load_folder(con: duckdb.DuckDBPyConnection, folder: Path, new_name: NewName,
+                 follow_links: bool = False) -> Loaded:
+    files = []
+    skipped = []
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith((".", "~$")) or not extension_format(p) or not p.is_file():
+            continue
+        if p.is_symlink() and not follow_links and not _inside(folder, p):
+            skipped.append(p)
+            _LOG.warning("%s: skipped, a link to %s outside the folder (follow_links=True loads it)",
+                         p, p.resolve())
+            continue
+        files.append(p)
     if not files:
-        raise DataLoadError(f"{folder}: folder has no loadable data files", path=str(folder),
+        why = f" (skipped links out of the folder: {', '.join(p.name for p in skipped)})" if skipped else ""
+        raise DataLoadError(f"{folder}: folder has no loadable data files{why}", path=str(folder),
                             hint="put .csv/.tsv/.parquet/.json/.xlsx/.sqlite/.duckdb files in it")
     loaded: Loaded = []
     for p in files:
@@ -190,6 +237,7 @@ def load_arrow(con: duckdb.DuckDBPyConnection, data: pa.Table, table: str) -> st
     """Copy an Arrow table into the connection as ``table``."""
     if data.num_columns == 0:
         raise DataLoadError(f"table {table!r} has no columns", hint="pass data with at least one column")
+    check_width(f"table {table!r}", data.num_columns)
     view = f"__autotqa_in_{table}"
     con.register(view, data)
     try:
@@ -218,12 +266,7 @@ def load_frames(con: duckdb.DuckDBPyConnection, frames: Mapping[str, pd.DataFram
 
 def _load_excel(con: duckdb.DuckDBPyConnection, path: Path, display: str, new_name: NewName) -> Loaded:
     """One table per non-empty sheet: named after the file for one sheet, ``file_sheet`` for several."""
-    try:
-        sheets = pd.read_excel(path, sheet_name=None, engine="openpyxl")
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, TypeError) as e:
-        raise DataLoadError(f"{path}: could not be read as an Excel workbook: {_first_line(e)}",
-                            path=str(path), hint="open and re-save it as .xlsx, or export CSV") from None
-    sheets = {k: v for k, v in sheets.items() if v.shape[1] > 0}
+    sheets = {k: v for k, v in read_workbook(path).items() if v.shape[1] > 0}
     if not sheets:
         raise DataLoadError(f"{path}: workbook has no non-empty sheet", path=str(path))
     if len(sheets) > 1:
@@ -249,6 +292,7 @@ def _load_sqlite(con: duckdb.DuckDBPyConnection, path: Path, new_name: NewName) 
             for name in names:
                 q = '"' + name.replace('"', '""') + '"'
                 info = src.execute(f"PRAGMA table_info({q})").fetchall()
+                check_width(path, len(info), name)  # before any row is fetched
                 columns, fetched = _fetch_all(src, f"SELECT * FROM {q}")
                 declared = {row[1]: row[2] for row in info}
                 data = rows_to_arrow(columns, fetched, [sqlite_affinity(declared.get(c)) for c in columns])
