@@ -38,9 +38,13 @@ def _flags(engine: str | None, model: str | None, base_url: str | None) -> dict[
 
 
 def _run_strategy(name: str, spec: RunSpec, out: Path, concurrency: int, config: Any, engine: Any,
-                  console: Console, stop: threading.Event) -> None:
+                  console: Console, stop: threading.Event, server: Any = None) -> None:
     items = spec.items()
     strategy = build_strategy(name, config, engine, concurrency=concurrency)
+    if server is not None:
+        from ..evaluation.on_server import OnServer
+
+        strategy = OnServer(strategy, server)
     runner = EvalRunner(strategy, out, dataset=spec.dataset, concurrency=concurrency, stop=stop)
     todo = runner.pending(items)
     done_before = len(items) - len(todo)
@@ -114,6 +118,9 @@ def eval_cmd(
     report_only: bool = typer.Option(False, "--report-only", help="Only re-render the report of --out."),
     report_to: Path | None = typer.Option(None, "--to", metavar="FILE", help="Write the report here (plot beside it) "
                                            "instead of DIR/report.md, e.g. eval/results/eval_wtq.md."),
+    target: str | None = typer.Option(None, "--target", metavar="URL",
+                                      help="Run Spider on a database server (postgresql://... or mysql://...): each "
+                                           "database is copied there and queried there."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
     """Evaluate a benchmark (Spider-style or WikiTableQuestions-style) and write a report."""
@@ -143,13 +150,21 @@ def eval_cmd(
     from ..ui.engine import engine_from_config
 
     config = config_from_flags(_flags(engine, model, base_url))
-    spec = bind_spec(out, RunSpec(dataset=dataset, data=str(data), limit=limit, sample_seed=sample_seed))
+    server = None
+    if target is not None:
+        if dataset != "spider":
+            raise fail("--target works with --dataset spider", hint="WTQ tables are single CSV files", code=2)
+        from ..catalog.server_conn import parse_server_url
+
+        server = parse_server_url(target)
+    spec = bind_spec(out, RunSpec(dataset=dataset, data=str(data), limit=limit, sample_seed=sample_seed,
+                                  target=server.display if server else None))
     console.print(f"evaluating {spec.describe()} -> {out}")
     llm = engine_from_config(config.engine)
     try:
         with _terminate_as_interrupt() as stop:
             for name in dict.fromkeys(strategy):  # each once, in the order given
-                _run_strategy(name, spec, out, concurrency, config, llm, console, stop)
+                _run_strategy(name, spec, out, concurrency, config, llm, console, stop, server)
     finally:
         with contextlib.suppress(Exception):
             asyncio.run(llm.close())

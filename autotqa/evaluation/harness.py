@@ -27,10 +27,12 @@ class RunSpec(BaseModel):
     data: str
     limit: int | None = None
     sample_seed: int = 0
+    #: The database server the questions run on (``--target``), password masked; None: DuckDB.
+    target: str | None = None
 
     def describe(self) -> str:
         sample = f"{self.limit} questions sampled with seed {self.sample_seed}" if self.limit else "all questions"
-        return f"{self.dataset} from {self.data}, {sample}"
+        return f"{self.dataset} from {self.data}, {sample}" + (f", on {self.target}" if self.target else "")
 
     def items(self) -> list[EvalItem]:
         """The questions of this run, in sample order."""
@@ -51,11 +53,11 @@ def bind_spec(out_dir: str | Path, spec: RunSpec) -> RunSpec:
         except ValueError as exc:
             raise ConfigError(f"{path} is not a run description: {exc}",
                               hint="remove it, or use another --out folder") from None
-        same = (old.dataset, old.limit, old.sample_seed, Path(old.data).resolve()) == \
-            (spec.dataset, spec.limit, spec.sample_seed, Path(spec.data).resolve())
+        same = (old.dataset, old.limit, old.sample_seed, Path(old.data).resolve(), old.target) == \
+            (spec.dataset, spec.limit, spec.sample_seed, Path(spec.data).resolve(), spec.target)
         if not same:
             raise ConfigError(f"{out} already holds a different run ({old.describe()})",
-                              hint="resume with the same --dataset/--data/--limit/--sample-seed, "
+                              hint="resume with the same --dataset/--data/--limit/--sample-seed/--target, "
                                    "or choose another --out folder")
         return old
     path.write_text(json.dumps(spec.model_dump(), indent=2) + "\n", encoding="utf-8")

@@ -212,12 +212,13 @@ class OpenedSource:
 
 
 def open_catalog_source(task: Task, config: Config) -> OpenedSource:
-    """Load the task's source into a catalog; the executor gets the evaluation row cap."""
-    from ..catalog import Catalog
-    from ..executors.sql import SQLExecutor
+    """Load the task's source into a catalog (or reflect it, for a server URL); the executor gets the
+    evaluation row cap."""
+    from ..catalog.server import open_sources
+    from ..executors.server_sql import sql_executor_for
 
-    catalog = Catalog.from_sources([task.source])
-    executor = SQLExecutor.from_catalog(catalog, _eval_executor_config(config))
+    catalog = open_sources([task.source])
+    executor = sql_executor_for(catalog, _eval_executor_config(config))
     schema = catalog.schema().render(token_budget=config.agents.schema_token_budget)
     return OpenedSource(executor, schema, getattr(catalog, "close", lambda: None))
 

@@ -74,14 +74,14 @@ def _frame(obj: dict[str, Any]) -> bytes:
 
 @dataclass
 class _Outcome:
-    """What the parent saw of one run: the reply frame, capped output, exit status, CPU seconds."""
+    """What the parent saw of one run: the reply frame, capped output, exit status, seconds run."""
 
     reply: bytes = b""
     too_large: bool = False
     stdout: bytes = b""
     stderr: bytes = b""
     returncode: int | None = None
-    cpu_s: float = 0.0
+    wall_s: float = 0.0
     timed_out: bool = False
 
 
@@ -103,7 +103,6 @@ class _Child:
         finally:
             os.close(reply_w)
         self.ready = False
-        self.cpu_s = 0.0
         # A thread: the pipe holds 64 KiB, and the child reads only once pandas is imported.
         header = _frame({"tables": entries, "reply_fd": reply_w})
         self._feeder = threading.Thread(target=self._feed, args=(header + blobs,),
@@ -132,7 +131,10 @@ class _Child:
             self.proc.stdin.close()
         except (BrokenPipeError, ValueError, OSError):
             pass  # it died before reading its job: its exit status says why
-        return self._collect(time.monotonic() + timeout, reply_cap)
+        started = time.monotonic()
+        seen = self._collect(started + timeout, reply_cap)
+        seen.wall_s = time.monotonic() - started
+        return seen
 
     def _collect(self, deadline: float, reply_cap: int) -> _Outcome:
         seen = _Outcome()
@@ -157,22 +159,13 @@ class _Child:
                 break  # it exited and said its last: a process left holding stdout is no reason to wait
         seen.reply, seen.stdout, seen.stderr = bytes(data[self.reply]), bytes(data[out]), bytes(data[err])
         self.kill()  # a no-op for a child that exited; closes the pipes
-        seen.returncode, seen.cpu_s = self.proc.returncode, self.cpu_s
+        seen.returncode = self.proc.returncode
         return seen
 
     def _reap(self, *, block: bool) -> bool:
-        """Wait for the process (with its CPU time, which tells a CPU-limit kill from others)."""
-        if self.proc.returncode is not None:
-            return True
-        try:
-            pid, status, usage = os.wait4(self.proc.pid, 0 if block else os.WNOHANG)
-        except ChildProcessError:
-            return self.proc.poll() is not None
-        if pid == 0:
-            return False
-        self.proc.returncode = os.waitstatus_to_exitcode(status)
-        self.cpu_s = usage.ru_utime + usage.ru_stime
-        return True
+        if block:
+            self.proc.wait()
+        return self.proc.poll() is not None
 
     def alive(self) -> bool:
         return not self._reap(block=False)
@@ -312,8 +305,7 @@ class PandasExecutor:
         try:
             if not child.wait_ready(STARTUP_GRACE_S):
                 child.kill()
-                return self._failure(code, _Outcome(returncode=child.proc.returncode, cpu_s=child.cpu_s),
-                                     started=False)
+                return self._failure(code, _Outcome(returncode=child.proc.returncode), started=False)
             seen = child.send(job, cfg.pandas_timeout_s, cfg.result_max_bytes + REPLY_SLACK)
         finally:
             self._restock()
@@ -332,10 +324,15 @@ class PandasExecutor:
             return ExecutionResult.failure("pandas", code, "crashed", "the sandbox did not start in time")
         sig = self._launcher.exit_signal(seen.returncode or 0)
         kind, message = "crashed", f"the process exited with status {seen.returncode}"
+        if seen.returncode == 0:
+            kind, message = "crashed", "the process exited without a reply"
         if sig is not None:
             kind, message = _SIGNALS.get(sig, ("crashed", f"killed by signal {sig}"))
-            if sig == signal.SIGKILL and seen.cpu_s >= self.config.pandas_cpu_s:
-                kind, message = _SIGNALS[signal.SIGXCPU]  # the hard CPU limit (one second past the soft)
+            if sig == signal.SIGKILL and seen.wall_s >= self.config.pandas_cpu_s:
+                # Not our kill (that is a timeout) and long enough to have used the CPU budget: the
+                # hard CPU limit, one second past the soft one whose SIGXCPU the code ignored. (The
+                # memory limit shows as a MemoryError. bwrap hides the child's CPU time from wait4.)
+                kind, message = "cpu_time", "CPU time limit exceeded (killed at the hard limit)"
         tail = seen.stderr.decode(errors="replace").strip().splitlines()[-1:]
         return ExecutionResult.failure("pandas", code, kind, message + (f": {tail[0][:300]}" if tail else ""))
 
