@@ -157,9 +157,11 @@ def _cmd_save(repl: ChatREPL, arg: str) -> bool:
     from .ui.export import SAVE_FORMATS, save_result
 
     if not arg.strip():
-        repl.console.print(f"usage: /save FILE ({', '.join(SAVE_FORMATS)})", style="yellow", highlight=False)
+        repl.console.print(f"usage: /save FILE ({', '.join(SAVE_FORMATS)})", style="yellow", highlight=False,
+                           markup=False)
     elif (last := _last_or_say(repl, "save")) is not None:
-        repl.console.print(save_result(last, Path(arg.strip()).expanduser()).message(), highlight=False)
+        repl.console.print(save_result(last, Path(arg.strip()).expanduser()).message(), highlight=False,
+                           markup=False)
     return True
 
 
@@ -168,7 +170,8 @@ def _cmd_plot(repl: ChatREPL, arg: str) -> bool:
 
     last = _last_or_say(repl, "plot")
     if last is not None and arg.strip():
-        repl.console.print(f"chart saved to {save_plot(last, Path(arg.strip()).expanduser())}", highlight=False)
+        repl.console.print(f"chart saved to {save_plot(last, Path(arg.strip()).expanduser())}", highlight=False,
+                           markup=False)
     elif last is not None:  # no file: bars drawn with characters, which every terminal shows
         repl.console.print(terminal_chart(last, width=repl.console.width))
     return True

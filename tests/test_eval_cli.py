@@ -51,10 +51,6 @@ def test_report_subcommand_rerenders_from_results(tmp_path: Path) -> None:
 
 
 def test_scripted_baseline_run_resumes(tmp_path: Path, spider_dir: Path) -> None:
-    import autotqa.catalog as catalog_mod
-
-    if not hasattr(catalog_mod, "Catalog"):
-        pytest.skip("autotqa.catalog.Catalog has not landed yet")
     replies = tmp_path / "replies.json"
     replies.write_text(json.dumps(["```sql\nSELECT 1\n```"] * 3), encoding="utf-8")
     env = {"AUTOTQA_SCRIPTED_REPLIES": str(replies)}
@@ -71,6 +67,28 @@ def test_scripted_baseline_run_resumes(tmp_path: Path, spider_dir: Path) -> None
     r = invoke(args, env)
     assert r.exit_code == 0, r.output
     assert len((out / "results-baseline.jsonl").read_text().splitlines()) == 3
+
+
+def test_without_matplotlib_a_finished_run_keeps_its_report(tmp_path: Path, spider_dir: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report step comes after every question: a missing plotting library must not lose the run."""
+    import sys
+
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    replies = tmp_path / "replies.json"
+    replies.write_text(json.dumps(["```sql\nSELECT 1\n```"] * 2), encoding="utf-8")
+    out = tmp_path / "run"
+    r = invoke(["eval", "--dataset", "spider", "--data", str(spider_dir), "--limit", "2", "--strategy", "baseline",
+                "--engine", "scripted", "--out", str(out)], {"AUTOTQA_SCRIPTED_REPLIES": str(replies)})
+    assert r.exit_code == 0, r.output
+    report = (out / "report.md").read_text()
+    assert "| baseline | 2 |" in report and "![" not in report and not (out / "report.png").exists()
+    hint = "hint: the report has no plot: pip install 'autotqa[eval]' (matplotlib) to draw it"
+    assert r.stderr.splitlines()[-1] == hint and "Traceback" not in r.output
+    r = invoke(["eval", "report", str(out)])
+    assert (r.exit_code, r.stderr.splitlines()[-1]) == (0, hint)
 
 
 def test_report_published_elsewhere_keeps_its_plot_beside_it(tmp_path: Path) -> None:

@@ -42,11 +42,11 @@ def keep(answer: Answer, save: Path | None, plot: Path | None, console: Console)
     if save is not None:
         from ..ui.export import save_result
 
-        console.print(save_result(answer, save).message(), style="dim", highlight=False)
+        console.print(save_result(answer, save).message(), style="dim", highlight=False, markup=False)
     if plot is not None:
         from ..ui.plot import save_plot
 
-        console.print(f"chart saved to {save_plot(answer, plot)}", style="dim", highlight=False)
+        console.print(f"chart saved to {save_plot(answer, plot)}", style="dim", highlight=False, markup=False)
 
 
 def answered(answer: Answer) -> bool:

@@ -12,6 +12,7 @@ same command again resumes where it stopped.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import contextlib
 import signal
 import threading
@@ -92,6 +93,12 @@ def _terminate_as_interrupt() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
+def _hint_if_no_plot(console: Console) -> None:
+    if importlib.util.find_spec("matplotlib") is None:
+        console.print("hint: the report has no plot: pip install 'autotqa[eval]' (matplotlib) to draw it",
+                      style="yellow", highlight=False, markup=False, soft_wrap=True)
+
+
 @app.command("eval", epilog=examples(
     "autotqa eval --dataset wtq --data ../shared/datasets/wtq-train --limit 20 --out eval/runs/wtq20",
     "autotqa eval --dataset spider --data ../shared/datasets/spider-train --strategy agents "
@@ -137,6 +144,7 @@ def eval_cmd(
             raise ConfigError(f"no run folder at {out}")
         path = write_report(out, target=report_to)
         print(path.read_text(encoding="utf-8"), end="")
+        _hint_if_no_plot(console)
         return
     if dataset not in ("spider", "wtq"):
         raise fail("--dataset must be spider or wtq", hint="e.g. --dataset wtq --data ../shared/datasets/wtq-train",
@@ -170,3 +178,4 @@ def eval_cmd(
             asyncio.run(llm.close())
         write_report(out)
     console.print(f"report: {out / 'report.md'}")
+    _hint_if_no_plot(console)

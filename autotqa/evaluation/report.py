@@ -215,7 +215,10 @@ def write_report(out_dir: str | Path, *, target: str | Path | None = None, plot:
     runs = load_run(out_dir)
     plot_name = None
     if plot and any(runs.values()):
-        plot_name = render_plot(runs, target.with_suffix(".png")).name
+        try:
+            plot_name = render_plot(runs, target.with_suffix(".png")).name
+        except ImportError:  # no matplotlib: a finished run still gets its report, without the plot
+            plot_name = None
     spec = read_spec(out_dir)
     text = render_markdown(runs, plot_name=plot_name, run_description=spec.describe() if spec else None)
     target.write_text(text, encoding="utf-8")
