@@ -88,6 +88,14 @@ def _sheet_rows(path: Path, ws: Any, budget: int) -> tuple[list[list[Any]], int]
     return [r + [""] * (width - len(r)) for r in rows], budget - last * width
 
 
+def _root_cause(exc: BaseException) -> str:
+    """The innermost error's type and first line: openpyxl wraps a defusedxml refusal in a
+    three-line ValueError that names neither."""
+    while (inner := exc.__cause__ or exc.__context__) is not None:
+        exc = inner
+    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+
+
 def read_workbook(path: Path) -> dict[str, pd.DataFrame]:
     """Every sheet with at least one column, as ``pandas.read_excel(path, sheet_name=None)`` would."""
     check_zip(path)
@@ -95,7 +103,7 @@ def read_workbook(path: Path) -> dict[str, pd.DataFrame]:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True, keep_links=False)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, TypeError, SyntaxError) as e:
         # defusedxml's refusals (entities, external references) are ValueErrors; expat's SyntaxErrors.
-        raise _refuse(path, f"could not be read as an Excel workbook: {type(e).__name__}: {e}") from None
+        raise _refuse(path, f"could not be read as an Excel workbook: {_root_cause(e)}") from None
     sheets: dict[str, pd.DataFrame] = {}
     budget = MAX_CELLS
     try:
@@ -104,7 +112,7 @@ def read_workbook(path: Path) -> dict[str, pd.DataFrame]:
             if rows and rows[0]:
                 sheets[ws.title] = TextParser(rows, header=0, skip_blank_lines=False).read()
     except (KeyError, ValueError, OSError, TypeError, SyntaxError, zipfile.BadZipFile) as e:
-        raise _refuse(path, f"could not be read as an Excel workbook: {type(e).__name__}: {e}") from None
+        raise _refuse(path, f"could not be read as an Excel workbook: {_root_cause(e)}") from None
     finally:
         book.close()
     return sheets
