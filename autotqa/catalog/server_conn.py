@@ -159,6 +159,10 @@ def connection_error(target: ServerTarget, exc: BaseException) -> SourceUnavaila
     low = text.lower()
     where = f"{target.url.host or 'localhost'}:{target.url.port or ('5432' if target.dialect == 'postgresql' else '3306')}"
     user = target.url.username or "(default user)"
+    if re.search(r"access denied for user .* to database", low):  # MySQL does not say whether it exists
+        return SourceUnavailableError(f"no database {target.url.database!r} that {user} may use on the {target.dialect} "
+                                      f"server at {where}",
+                                      hint="check the database name at the end of the URL, and the user's grants")
     if "password authentication failed" in low or "access denied" in low or "no password supplied" in low:
         return SourceUnavailableError(f"the {target.dialect} server at {where} refused the login of {user}",
                                       hint="check the user and password (in the URL, or AUTOTQA_DB_PASSWORD / "

@@ -150,3 +150,16 @@ def maria_url(maria_server: Server) -> str:
 def shop_url(request: pytest.FixtureRequest) -> str:
     """The shop database on each server in turn."""
     return request.getfixturevalue("pg_url" if request.param == "postgresql" else "maria_url")
+
+
+@pytest.fixture()
+def scratch_pg() -> Iterator[Server]:
+    """A PostgreSQL server of this test's own, which the test may stop and start again."""
+    _need(postgres_bin(), "PostgreSQL (initdb/pg_ctl)")
+    with server_folder("pg-scratch") as folder:
+        server = start_postgres(folder / "pg")
+        try:
+            _seed_postgres(server)
+            yield server
+        finally:
+            server.stop()

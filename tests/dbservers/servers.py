@@ -93,10 +93,17 @@ class Server:
     root: Path
     stop_cmd: list[str] | None = None
     proc: subprocess.Popen[bytes] | None = None
+    start_cmd: list[str] | None = None
 
     def url(self, user: str, password: str | None, db: str) -> str:
         auth = f"{user}:{password}" if password else user
         return f"{self.scheme}://{auth}@127.0.0.1:{self.port}/{db}"
+
+    def start_again(self) -> None:
+        """Start a stopped PostgreSQL server again on the same port and data."""
+        assert self.start_cmd is not None
+        subprocess.run(self.start_cmd, check=True, capture_output=True, timeout=90)
+        _wait_port(self.port, None, self.root / "pg.log")
 
     def stop(self) -> None:
         if self.stop_cmd:
@@ -124,9 +131,10 @@ def start_postgres(root: Path) -> Server:
                    check=True, capture_output=True, timeout=120)
     port = free_port()
     opts = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=40 -c autovacuum=off"
-    subprocess.run([*_as_user(user), str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(log), "-w",
-                    "-t", "60", "start"], check=True, capture_output=True, timeout=90)
-    server = Server("postgresql", port, root,
+    start = [*_as_user(user), str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(log), "-w", "-t", "60",
+             "start"]
+    subprocess.run(start, check=True, capture_output=True, timeout=90)
+    server = Server("postgresql", port, root, start_cmd=start,
                     stop_cmd=[*_as_user(user), str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"])
     _wait_port(port, None, log)
     return server
