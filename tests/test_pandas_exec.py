@@ -212,3 +212,45 @@ def test_close_stops_the_spare_and_starts_no_other() -> None:
     assert spare.proc.returncode is not None and ex._spare is None
     ex._restock()  # a call finishing after close must not leave a child behind
     assert ex._spare is None
+
+
+def test_without_confinement_pandas_is_off_unless_opted_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(confine.Launcher, "_probe", lambda self: "bubblewrap (bwrap) is not installed")
+    with PandasExecutor({"people": PEOPLE}, CONFIG) as ex:
+        assert ex._spare is None  # no child is started in advance either
+        r = ex.run("len(people)")
+        assert (r.ok, r.error_type, r.error) == (False, "unavailable", (
+            "pandas execution is off on this machine: bubblewrap (bwrap) is not installed; write SQL "
+            "instead (or set executor.pandas_unconfined_ok = true to run pandas code without OS "
+            "confinement)"))
+        assert ex.run("import os").error_type == "forbidden_import"  # the filter still answers first
+    opted_in = CONFIG.model_copy(update={"pandas_unconfined_ok": True})
+    with PandasExecutor({"people": PEOPLE}, opted_in, prestart=False) as ex:
+        assert (ex.confined, ex.run("len(people)").rows) == (False, [[4]])
+
+
+def test_confined_child_sees_no_host_files_network_or_environment(ex: PandasExecutor) -> None:
+    assert ex.confined
+    # Past the AST filter on purpose (real builtins through re.enum): only the OS holds here.
+    r = ex.run("import re\nB = re.enum.bltns\nG = {'_' * 2 + 'builtins' + '_' * 2: B}\n"
+               "B.exec('import os, sys\\nsys.modules[\"_\" \"_main_\" \"_\"].BLOCKED_EVENT_PREFIXES = (\"-\",)\\n'\n"
+               "'result = [sorted(os.listdir(\"/\")), sorted(os.environ), os.getuid()]', G)\n"
+               "result = G['result']")
+    assert r.ok, r.error
+    top, env, uid = (row[0] for row in r.rows)
+    python_tops = {Path(root).parts[1] for root in confine._python_roots(sys.executable)}
+    assert set(top) <= {"dev", "proc", "sandbox", "usr", "lib", "lib64", "lib32", "etc"} | python_tops
+    assert "tmp" not in top and "home" not in top
+    assert "PATH" in env and not any(k.startswith("AUTOTQA") or "KEY" in k for k in env)
+    assert uid == 65534  # nobody; network and processes: see tests/test_adversarial_pandas.py
+
+
+def test_result_byte_cap() -> None:
+    cfg = CONFIG.model_copy(update={"result_max_bytes": 50_000, "row_cap": 100})
+    with PandasExecutor({"people": PEOPLE}, cfg, prestart=False) as ex:
+        r = ex.run("pd.DataFrame({'x': ['y' * 1000] * 60})")
+        assert (r.ok, r.error_type) == (False, "too_large")
+        # 60 rows of ["y...y"] (1,004 bytes) + a comma each, and the column names ["x"]
+        assert r.error == ("result too large: 60305 bytes > 50000 bytes cap; aggregate or select fewer "
+                           "columns/rows")
+        assert ex.run("pd.DataFrame({'x': ['y' * 1000] * 40})").n_rows == 40
