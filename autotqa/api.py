@@ -100,7 +100,8 @@ class Session:
             engine = build_engine(self.config.engine)
         self.engine = engine
         self.events: list[EventHandler] = []
-        self.history: list[tuple[str, str]] = []
+        #: (question, answer, sql) per answered turn: a follow-up edits the last turn's query.
+        self.history: list[tuple[str, str, str]] = []
         self.session_id = f"session-{uuid.uuid4().hex[:8]}"
         self._closed = False
         self._loop = asyncio.new_event_loop()
@@ -162,7 +163,7 @@ class Session:
             future.cancel()
             unwound.wait(timeout=10)
             raise
-        self.history.append((answer.question, answer.answer))
+        self.history.append((answer.question, answer.answer, answer.sql or ""))
         return answer
 
     def stream(self, question: str) -> Iterator[Event]:
@@ -178,7 +179,7 @@ class Session:
         future.add_done_callback(lambda _f: events.put(None))
         while (event := events.get()) is not None:
             if isinstance(event, AnswerReady):
-                self.history.append((event.answer.question, event.answer.answer))
+                self.history.append((event.answer.question, event.answer.answer, event.answer.sql or ""))
             yield event
         future.result()  # re-raise a program error
 

@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .agents.base import RunContext, shared_prefix
-from .agents.critic import CriticAgent, Verdict
+from .agents.critic import CriticAgent, Verdict, check_result
 from .agents.engineer import RETRY_TEMPERATURE, EngineerAgent, code_key
 from .agents.events import (AgentFinished, AgentStarted, AnswerReady, CodeWritten, Event, ModelMistake,
                             PlanMade, QuestionPosted, StepResult, VerdictGiven)
 from .agents.executor import ExecutorAgent
 from .agents.planner import PlannerAgent, Step
+from .agents.repairs import repair_sql
+from .agents.selection import Candidate, Selection, candidate_summary, select
 from .agents.user import UserAgent
 from .agents.values import answer_sentence, extract_values, fallback_sentence
 from .answer import Answer, LLMCall, Provenance
@@ -68,6 +70,9 @@ class _Run:
     #: often re-emits a failing query verbatim, and running it again can only fail the same way.
     tried: dict[tuple[str, str], str] = field(default_factory=dict)
     best: tuple[Step, str, ExecutionResult, dict[str, tuple[str, ExecutionResult]]] | None = None
+    #: The candidates' winner when they did not agree: what the run returns unless the loop verifies
+    #: something (a single prompt's answer is never thrown away for a worse, unverified one).
+    voted: tuple[Step, str, ExecutionResult, dict[str, tuple[str, ExecutionResult]]] | None = None
 
     def count(self, result: GenerationResult) -> None:
         u = result.usage
@@ -95,7 +100,7 @@ class Orchestrator:
         """Prefill header + schema as soon as the session opens, before the first question."""
         return await self.client.warm(self.session_id, self.prefix)
 
-    async def stream(self, inquiry: str, *, history: Sequence[tuple[str, str]] = ()) -> AsyncIterator[Event]:
+    async def stream(self, inquiry: str, *, history: Sequence[Sequence[str]] = ()) -> AsyncIterator[Event]:
         """The run's events as an async iterator; the last one is ``AnswerReady``."""
         queue: asyncio.Queue[Event | None] = asyncio.Queue()
         task = asyncio.create_task(self.answer(inquiry, history=history, on_event=queue.put_nowait))
@@ -104,7 +109,7 @@ class Orchestrator:
             yield event
         await task  # re-raises a program error
 
-    async def answer(self, inquiry: str, *, history: Sequence[tuple[str, str]] = (),
+    async def answer(self, inquiry: str, *, history: Sequence[Sequence[str]] = (),
                      on_event: EventHandler | None = None) -> Answer:
         t0 = time.perf_counter()
         program = self.client.begin_program(self.session_id, self.prefix)
@@ -127,7 +132,7 @@ class Orchestrator:
 
     # -- the loop ---------------------------------------------------------------------------------
 
-    async def _solve(self, run: _Run, inquiry: str, history: Sequence[tuple[str, str]]) -> Answer:
+    async def _solve(self, run: _Run, inquiry: str, history: Sequence[Sequence[str]]) -> Answer:
         ctx = run.ctx
         question = await self._agent(run, "user", "", self.user.run(ctx, inquiry, history))
         if not question.answerable:
@@ -138,6 +143,13 @@ class Orchestrator:
         cfg = self.config.agents
         mode = "plan"
         try:
+            if cfg.candidates > 1:
+                selection = await self._vote(run, cfg.candidates)
+                if selection.agreed:
+                    run.best = run.voted
+                    return self._compose(run, verified=True, note="")
+                if cfg.escalate == "none":
+                    raise _BudgetSpent
             for rnd in range(1, cfg.max_rounds + 1):
                 ctx.round = rnd
                 if mode == "plan":
@@ -175,11 +187,63 @@ class Orchestrator:
                     f"its result was rejected: {verdict.note or verdict.verdict}"
                 mode = "revise" if verdict.verdict == "revise" else "plan"
                 run.fix = verdict.fix
-            if run.best is None:
+            if run.best is None and run.voted is None and cfg.candidates <= 1:
                 await self._direct(run)
         except _BudgetSpent:
             pass
+        if run.voted is not None:
+            run.best = run.voted
         return self._compose(run, verified=False, note="")
+
+    async def _vote(self, run: _Run, n: int) -> Selection:
+        """Sample ``config.agents.candidates`` queries for the question from the warm prefix (one
+        fork), run each once (an error that names its fix is repaired without a model call), and
+        group them by result. The winner is ``run.voted``; the caller decides whether it is agreed."""
+        ctx = run.ctx
+        cfg = self.config.agents
+        steps = [Step(id=f"c{i + 1}", goal=ctx.question) for i in range(n)]
+        self._check_budget(run)
+        codes = await self._agent(run, "engineer", "c", self.engineer.candidates(ctx, steps,
+                                                                                cfg.candidate_temperature))
+        seen: dict[tuple[str, str], tuple[str, ExecutionResult]] = {}
+        candidates = []
+        for i, (step, code) in enumerate(zip(steps, codes)):
+            if not code:
+                candidates.append(Candidate(i, "", ExecutionResult.failure("sql", "", "NoCode", "no code")))
+                continue
+            key = code_key("sql", code)
+            if key not in seen:  # a repeated sample is one more vote, not one more execution
+                seen[key] = await self._run_fixing(run, step, code)
+            final_code, result = seen[key]
+            candidates.append(Candidate(i, final_code, result))
+        selection = select(candidates, lambda r: _check_note(self.critic, ctx.question, r))
+        top = selection.chosen
+        ctx.board.add("critique", "critic", _vote_text(selection), round=ctx.round,
+                      step=f"c{top.best.index + 1}" if top else "",
+                      data={"verdict": "accept" if selection.agreed else "vote", "deterministic": True,
+                            "vote": dict(candidate_summary(selection))})
+        self._flush(run)
+        if top is not None:
+            step = steps[top.best.index]
+            run.voted = (step, top.best.code, top.best.result, {step.id: (top.best.code, top.best.result)})
+        return selection
+
+    async def _run_fixing(self, run: _Run, step: Step, code: str) -> tuple[str, ExecutionResult]:
+        """Run ``code``; when it fails with an error that names its own fix, run the fixed query."""
+        result = await self._run_code(run, step, code)
+        for _ in range(MAX_RULE_REPAIRS):  # one error at a time: "Date" -> "Date:", then "Location"
+            if result.ok:
+                break
+            error = f"{result.error_type}: {result.error}"
+            run.tried[code_key("sql", code)] = error
+            fixed = repair_sql(code, error)
+            if fixed is None or code_key("sql", fixed) in run.tried:
+                break
+            code = self.engineer.adopt(run.ctx, step, fixed)
+            result = await self._run_code(run, step, code)
+        if not result.ok:
+            run.tried[code_key("sql", code)] = f"{result.error_type}: {result.error}"
+        return code, result
 
     async def _direct(self, run: _Run) -> None:
         """Rounds spent and nothing supported: one single-shot query from the schema alone (see
@@ -363,6 +427,30 @@ class Orchestrator:
 
 
 _FAILED = ExecutionResult(ok=False)
+#: Rule repairs in a row for one query (each fixes the one error the executor reported).
+MAX_RULE_REPAIRS = 4
+
+
+def _check_note(critic: CriticAgent, question: str, result: ExecutionResult) -> str | None:
+    verdict = check_result(question, result, critic.columns)
+    return None if verdict is None else verdict.note
+
+
+def _vote_text(selection: Selection) -> str:
+    """One board line on the vote, e.g. ``vote: c2,c3 agree (2 of 4); c1 differs; c4 failed``."""
+    total = sum(g.support for g in selection.groups) + len(selection.failed)
+    if selection.chosen is None:
+        return f"vote: none of {total} candidates returned rows"
+    parts = []
+    for n, group in enumerate(selection.groups):
+        names = ",".join(f"c{c.index + 1}" for c in group.members)
+        what = f"agree ({group.support} of {total})" if n == 0 and group.support > 1 else \
+            ("returns this" if n == 0 else "differs")
+        parts.append(f"{names} {what}" + (f" but {group.note}" if not group.passes else ""))
+    if selection.failed:
+        parts.append(",".join(f"c{c.index + 1}" for c in selection.failed) + " failed or empty")
+    verdict = "accept" if selection.agreed else "no agreement"
+    return f"vote ({verdict}): " + "; ".join(parts)
 
 
 async def _call(fn: Callable[..., Any], *args: Any) -> Any:

@@ -10,11 +10,15 @@ import pytest
 
 import autotqa
 from autotqa.agents.events import AnswerReady
+from autotqa.config import AgentConfig, Config
 from autotqa.serving.engines.scripted import ScriptedEngine
 from autotqa.serving.types import GenerationRequest
 
 DEMO = Path(__file__).resolve().parent.parent / "datasets" / "demo"
 PLAN = json.dumps({"steps": [{"goal": "count customers", "tables": ["customers"], "lang": "sql"}]})
+
+#: These scripts are Planner/Engineer/Critic loops: no candidate vote before them.
+LOOP = Config(agents=AgentConfig(candidates=1))
 
 
 def by_agent(**replies: list[str]) -> ScriptedEngine:
@@ -30,7 +34,8 @@ def by_agent(**replies: list[str]) -> ScriptedEngine:
 def test_ask_on_demo_files_returns_values_and_provenance():
     eng = by_agent(planner=[PLAN], engineer=["```sql\nSELECT count(*) AS n FROM customers\n```"],
                    critic=['{"verdict": "accept", "note": "There are 80 customers."}'])
-    ans = autotqa.ask([DEMO / "customers.csv", DEMO / "orders.csv"], "How many customers are there?", engine=eng)
+    ans = autotqa.ask([DEMO / "customers.csv", DEMO / "orders.csv"], "How many customers are there?", engine=eng,
+                      config=LOOP)
     assert isinstance(ans, autotqa.Answer)
     assert (ans.answer, ans.values, ans.verified, ans.sql) == (
         "There are 80 customers.", [80], True, "SELECT count(*) AS n FROM customers")
@@ -49,21 +54,26 @@ def test_session_follow_up_uses_history_and_events():
         planner=[json.dumps({"steps": [{"goal": "total", "tables": ["sales"]}]})] * 2,
         engineer=["```sql\nSELECT sum(amount) AS total FROM sales\n```",
                   "```sql\nSELECT sum(amount) AS total FROM sales WHERE region = 'north'\n```"],
-        user=['{"question": "What is the total amount of sales in the north region?", "answerable": true}'],
         critic=['{"verdict": "accept", "note": "The total is 35."}',
                 '{"verdict": "accept", "note": "The north total is 15."}'])
     seen: list[str] = []
-    with autotqa.Session(frames, engine=eng) as session:
+    with autotqa.Session(frames, engine=eng, config=LOOP) as session:
         session.events.append(lambda e: seen.append(e.kind))
         first = session.ask("What is the total amount of sales?")
         events = list(session.stream("And for that in the north?"))
     assert (first.values, first.answer) == ([35], "The total is 35.")
     final = events[-1]
     assert isinstance(final, AnswerReady)
-    assert (final.answer.question, final.answer.values) == ("What is the total amount of sales in the north region?", [15])
-    assert final.answer.trace[0]["data"]["history"] == [["What is the total amount of sales?", "The total is 35."]]
+    # A follow-up is not paraphrased: the Engineer edits the earlier query (no User agent call).
+    assert (final.answer.question, final.answer.values) == ("And for that in the north?", [15])
+    assert final.answer.trace[0]["data"]["history"] == [
+        ["What is the total amount of sales?", "The total is 35.", "SELECT sum(amount) AS total FROM sales"]]
+    assert final.answer.trace[0]["data"]["followup"] == [
+        "What is the total amount of sales?", "SELECT sum(amount) AS total FROM sales"]
+    assert "user" not in [r.agent for r in eng.requests]
     assert seen.count("answer") == 2 and seen[-1] == "answer"
-    assert session.history[-1] == ("What is the total amount of sales in the north region?", "The north total is 15.")
+    assert session.history[-1] == ("And for that in the north?", "The north total is 15.",
+                                   "SELECT sum(amount) AS total FROM sales WHERE region = 'north'")
     # One warm-up when the session opened; the follow-up's prompts share its header and schema.
     warm = [r for r in eng.requests if r.prefill_only and r.agent == "warmup"]
     assert warm and warm[0].segments.transcript == ""
@@ -93,6 +103,7 @@ def test_cli_ask_json(tmp_path, monkeypatch):
     script = tmp_path / "replies.json"
     script.write_text(json.dumps(replies))
     monkeypatch.setenv("AUTOTQA_SCRIPTED_REPLIES", str(script))
+    monkeypatch.setenv("AUTOTQA_AGENTS__CANDIDATES", "1")
     monkeypatch.setenv("AUTOTQA_CONFIG", "")
     _register()
     out = CliRunner().invoke(app, ["ask", str(DEMO / "customers.csv"), str(DEMO / "orders.csv"),

@@ -22,6 +22,7 @@ from rich.console import Console
 from autotqa.api import Session
 from autotqa.chat import ChatREPL
 from autotqa.ui.catalog_view import schema_view, tables_table
+from autotqa.config import AgentConfig, Config
 from autotqa.ui.engine import FileScriptedEngine, ReplyScript
 from autotqa.ui.lineinput import PlainLineReader
 
@@ -37,7 +38,9 @@ def make_chat() -> Iterator:
     def make(lines: str, replies: Path | dict) -> tuple[ChatREPL, io.StringIO]:
         script = ReplyScript.from_file(replies) if isinstance(replies, Path) else ReplyScript(
             {k: [r for r in v] for k, v in replies.items()}, "inline")
-        session = Session([str(DEMO)], engine=FileScriptedEngine(script), close_engine=True)
+        # The reply scripts are Planner/Engineer/Critic loops: no candidate vote before them.
+        session = Session([str(DEMO)], engine=FileScriptedEngine(script), close_engine=True,
+                          config=Config(agents=AgentConfig(candidates=1)))
         sessions.append(session)
         out = io.StringIO()
         console = Console(file=out, width=120, no_color=True, highlight=False)
@@ -59,10 +62,11 @@ def test_question_follow_up_sql_and_exit(make_chat) -> None:
     # The shared prefix was warmed (a prefill-only call) before the first question's calls.
     first = repl.session.engine.requests[0]
     assert (first.agent, first.prefill_only) == ("warmup", True)
-    assert repl.answers[1].question == "How many customers from Germany are there?"  # the User agent's rewrite
-    assert repl.session.history[0] == ("How many customers are there?", "There are 80 customers.")
+    assert repl.answers[1].question == "and from Germany?"  # edited from the earlier query, not rewritten
+    assert repl.session.history[0] == ("How many customers are there?", "There are 80 customers.",
+                                       "SELECT count(*) AS n_customers FROM customers")
     text = out.getvalue()
-    assert "user      question: How many customers from Germany are there?" in text
+    assert "user      question: and from Germany?" in text
     assert "critic    accept: There are 80 customers." in text
     # /sql shows the last query, and nothing after /exit was read
     tail = text.split("autotqa> /sql\n", 1)[1]
@@ -141,7 +145,8 @@ def test_ctrl_c_cancels_the_running_question_only(make_chat, tmp_path: Path) -> 
     assert "cancelled" in out.getvalue().splitlines()
     # The cancelled run consumed only the slow reply: the next question gets the scripted ones.
     assert [a.values for a in repl.answers] == [[80]]
-    assert repl.session.history == [("How many customers are there?", "There are 80 customers.")]
+    assert repl.session.history == [("How many customers are there?", "There are 80 customers.",
+                                     "SELECT count(*) AS n_customers FROM customers")]
 
 
 def test_plain_reader_echoes_piped_lines_and_signals_end() -> None:
@@ -167,6 +172,7 @@ def test_chat_command_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     monkeypatch.setenv("AUTOTQA_ENGINE", "scripted")
     monkeypatch.setenv("AUTOTQA_SCRIPTED_REPLIES", str(REPLIES / "demo.json"))
+    monkeypatch.setenv("AUTOTQA_AGENTS__CANDIDATES", "1")
     cli._register()
     res = CliRunner().invoke(cli.app, ["chat", str(tmp_path / "nope.csv")])
     assert (res.exit_code, res.stderr.splitlines()[0]) == (1, f"error: {tmp_path / 'nope.csv'}: no such file")

@@ -35,6 +35,8 @@ def runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
     monkeypatch.setenv("COLUMNS", "120")  # rich's width when output is not a terminal
     monkeypatch.setenv("AUTOTQA_ENGINE", "scripted")
     monkeypatch.setenv("AUTOTQA_SCRIPTED_REPLIES", str(REPLIES))
+    # The reply script is a Planner/Engineer/Critic loop: no candidate vote before it.
+    monkeypatch.setenv("AUTOTQA_AGENTS__CANDIDATES", "1")
     cli._register()
     return CliRunner()
 

@@ -150,10 +150,11 @@ def test_agents_strategy_on_the_real_session(activity_items: list[SpiderItem], t
     assert [r.correct for r in recs] == [True, True, False]
     assert recs[0].prediction["values"] == [58] and recs[0].prediction["sql"] == "SELECT count(*) AS n FROM Faculty"
     calls = [r for r in engine.requests if not r.prefill_only]
-    assert [r.agent for r in calls] == ["planner", "engineer", "critic"] * 3
+    # Four agreeing candidates per question (one fork), no plan and no critic call.
+    assert [r.agent for r in calls] == ["engineer"] * 12
     assert len({r.session_id for r in engine.requests}) == 1          # one session for the database
     # Independent questions: the first question never appears in the prompts of the second.
-    second = [engine.prompts[i] for i, r in enumerate(engine.requests) if r is calls[3]][0]
+    second = [engine.prompts[i] for i, r in enumerate(engine.requests) if r is calls[4]][0]
     assert activity_items[0].question not in second and activity_items[1].question in second
     assert recs[1].tokens["reused"] > 0 and 0 < recs[1].reuse < 1
     assert (tmp_path / recs[0].trace_path).is_file()

@@ -104,10 +104,14 @@ COUNT = "SELECT count(*) AS n FROM orders WHERE status = 'delivered'"
 ACCEPT = '{"verdict": "accept", "note": "3 orders were delivered."}'
 
 
+#: These tests pin the Planner/Engineer/Critic loop itself: no candidate vote before it.
+LOOP = Config(agents=AgentConfig(candidates=1))
+
+
 def ask(engine: ScriptedEngine, ws: Workspace, question: str, *, config: Config | None = None,
         history=(), on_event: Callable | None = None):
     async def main():
-        orch = Orchestrator(LLMClient(engine), ws, config or Config())
+        orch = Orchestrator(LLMClient(engine), ws, config or LOOP)
         return await orch.answer(question, history=history, on_event=on_event)
     return asyncio.run(main())
 
@@ -184,7 +188,7 @@ def test_rounds_exhausted_returns_best_supported_unverified(workspace):
     revise = '{"verdict": "revise", "note": "not sure"}'
     also = "SELECT count(*) AS n FROM orders WHERE status = 'delivered' AND amount > 0"
     eng = scripted(planner=[PLAN1], engineer=[sql(COUNT), sql(also)], critic=[revise, revise])
-    cfg = Config(agents=AgentConfig(max_rounds=2))
+    cfg = Config(agents=AgentConfig(candidates=1, max_rounds=2))
     ans = ask(eng, workspace, "How many orders were delivered?", config=cfg)
     assert seq(ans) == [("question", "user"), ("plan", "planner"), ("code", "engineer"), ("result", "executor"),
                         ("critique", "critic"), ("code", "engineer"), ("result", "executor"),
@@ -195,7 +199,7 @@ def test_rounds_exhausted_returns_best_supported_unverified(workspace):
 def test_token_budget_exhausted_without_result_invents_nothing(workspace):
     bad = sql("SELECT nope FROM orders")
     eng = scripted(planner=[PLAN1], engineer=[bad, bad, bad])
-    cfg = Config(agents=AgentConfig(max_total_tokens=200))
+    cfg = Config(agents=AgentConfig(candidates=1, max_total_tokens=200))
     ans = ask(eng, workspace, "How many orders were delivered?", config=cfg)
     kinds = seq(ans)
     assert kinds[-2:] == [("error", "system"), ("answer", "system")]
@@ -246,7 +250,7 @@ def test_revision_identical_to_a_rejected_query_is_not_run(workspace):
 def test_direct_attempt_when_rounds_end_without_a_result(workspace):
     bad = sql("SELECT nope FROM orders")
     eng = scripted(planner=[PLAN1], engineer=[bad, sql(COUNT)])
-    cfg = Config(agents=AgentConfig(max_rounds=1, max_repairs=0))
+    cfg = Config(agents=AgentConfig(candidates=1, max_rounds=1, max_repairs=0))
     ans = ask(eng, workspace, "How many orders were delivered?", config=cfg)
     assert seq(ans) == [("question", "user"), ("plan", "planner"), ("code", "engineer"), ("error", "executor"),
                         ("critique", "critic"), ("code", "engineer"), ("result", "executor"), ("answer", "system")]
@@ -262,7 +266,7 @@ def test_direct_attempt_when_rounds_end_without_a_result(workspace):
 def test_a_true_zero_count_is_still_returned_unverified(workspace):
     zero = [sql(f"SELECT count(*) AS n FROM orders WHERE status = '{s}'") for s in ("lost", "Lost")]
     eng = scripted(planner=[PLAN1], engineer=zero)  # no Critic call, and no direct attempt: a result exists
-    ans = ask(eng, workspace, "How many orders were lost?", config=Config(agents=AgentConfig(max_rounds=2)))
+    ans = ask(eng, workspace, "How many orders were lost?", config=Config(agents=AgentConfig(candidates=1, max_rounds=2)))
     assert [e["content"] for e in ans.trace if e["kind"] == "critique"] == [
         "revise: the count is 0: no row passed the filter; check filter values against the sample values "
         "(spelling, case)"] * 2
@@ -272,7 +276,7 @@ def test_a_true_zero_count_is_still_returned_unverified(workspace):
 def test_direct_attempt_repeating_a_failed_query_is_not_run(workspace):
     bad = sql("SELECT nope FROM orders")
     eng = scripted(planner=[PLAN1], engineer=[bad, bad])
-    cfg = Config(agents=AgentConfig(max_rounds=1, max_repairs=0))
+    cfg = Config(agents=AgentConfig(candidates=1, max_rounds=1, max_repairs=0))
     ans = ask(eng, workspace, "How many orders were delivered?", config=cfg)
     assert seq(ans)[-3:] == [("critique", "critic"), ("code", "engineer"), ("answer", "system")]
     assert (ans.verified, ans.values, ans.sql) == (False, [], None)
@@ -379,7 +383,8 @@ def test_events_are_typed_and_ordered(workspace):
 
 def test_stream_yields_events_until_the_answer(workspace):
     async def main():
-        orch = Orchestrator(LLMClient(scripted(planner=[PLAN1], engineer=[sql(COUNT)], critic=[ACCEPT])), workspace)
+        orch = Orchestrator(LLMClient(scripted(planner=[PLAN1], engineer=[sql(COUNT)], critic=[ACCEPT])), workspace,
+                            LOOP)
         return [e async for e in orch.stream("How many orders were delivered?")]
     events = asyncio.run(main())
     assert events[-1].kind == "answer" and events[-1].answer.verified

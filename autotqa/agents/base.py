@@ -70,6 +70,8 @@ class RunContext:
     round: int = 1
     started: float = field(default_factory=time.perf_counter)
     on_call: Callable[[GenerationResult], None] | None = None
+    #: A follow-up's earlier (question, SQL): the Engineer edits that query for the new question.
+    followup: tuple[str, str] | None = None
 
     def segments(self, tail: str) -> PromptSegments:
         return self.prefix.model_copy(update={"transcript": self.board.render(), "tail": tail})

@@ -14,10 +14,11 @@ from sqlglot import exp
 from collections.abc import Mapping, Sequence
 
 from ..executors.base import Language
-from ..serving.types import GenerationRequest
+from ..serving.types import GenerationRequest, new_request_id
 from .base import RunContext, render_prompt
 from .linking import join_hints, link_tables
 from .planner import Step
+from .repairs import quote_known_names
 
 #: Stop at the closing fence. The opening fence is the first thing in the reply, so it has no newline
 #: before it and does not trigger the stop.
@@ -206,12 +207,13 @@ class EngineerAgent:
         # The final step is phrased as "answer the QUESTION" and uses the tables linked from the
         # question itself: a small model follows the tail closely, and the Planner's paraphrase and
         # table list are worse guides than the question.
-        linked = link_tables(ctx.question, self.columns) if final else []
+        about = f"{ctx.followup[0]} {ctx.question}" if ctx.followup else ctx.question
+        linked = link_tables(about, self.columns) if final else []
         tables = linked or step.tables
         tail = render_prompt(
             "engineer", step_id=step.id, goal=step.goal, final=final, question=ctx.question,
             tables=tables, joins=join_hints(tables, self.columns), language=step.language,
-            repair=mode == "repair", revise=mode == "revise", error=error)
+            repair=mode == "repair", revise=mode == "revise", error=error, followup=ctx.followup)
         # Greedy decoding repeats the same failing code for a near-identical prompt: fixes sample.
         return ctx.request("engineer", tail, stop=[CODE_STOP], max_tokens=MAX_CODE_TOKENS,
                            step_id=f"{step.id}:{mode}", depends_on=step.after, priority=0,
@@ -221,6 +223,7 @@ class EngineerAgent:
     def _post(self, ctx: RunContext, step: Step, text: str, mode: str) -> str:
         code = extract_code(text, step.language)
         if code and step.language == "sql":
+            code = quote_known_names(code, [c for cols in self.columns.values() for c in cols])
             code = like_on_dates(argmax_without_group(requalify_columns(using_joins(code), self.columns)))
         if code:
             ctx.board.add("code", "engineer", code, round=ctx.round, step=step.id,
@@ -248,6 +251,18 @@ class EngineerAgent:
             update={"tail": request.segments.tail})})
         result = await ctx.generate(request)
         return self._post(ctx, step, result.text, "direct")
+
+    async def candidates(self, ctx: RunContext, steps: Sequence[Step], temperature: float) -> list[str]:
+        """One query per step for the same question, from header + schema alone (no board), forked
+        from one warm prefix: the first greedy (the single-shot answer), the others sampled at
+        ``temperature``. Each costs its own decode tokens and the short tail, not the schema."""
+        base = self._request(ctx, steps[0], final=True, mode="direct")
+        base = base.model_copy(update={"segments": ctx.prefix.model_copy(update={"tail": base.segments.tail})})
+        requests = [base.model_copy(update={"request_id": new_request_id(), "step_id": f"{s.id}:candidate",
+                                            "temperature": 0.0 if i == 0 else temperature})
+                    for i, s in enumerate(steps)]
+        results = await ctx.fork(requests)
+        return [self._post(ctx, s, r.text, "candidate") for s, r in zip(steps, results)]
 
     def adopt(self, ctx: RunContext, step: Step, code: str) -> str:
         """Take a corrected query the Critic derived deterministically: no LLM call needed."""

@@ -61,23 +61,34 @@ class UserAgent:
     def __init__(self, columns: Mapping[str, Sequence[str]]) -> None:
         self.vocabulary = schema_vocabulary(columns)
 
-    def needs_model(self, inquiry: str, history: Sequence[tuple[str, str]]) -> bool:
+    def needs_model(self, inquiry: str, history: Sequence[Sequence[str]]) -> bool:
         if history and refers_back(inquiry):
             return True
         return not mentions_schema(inquiry, self.vocabulary)
 
     async def run(self, ctx: RunContext, inquiry: str,
-                  history: Sequence[tuple[str, str]] = ()) -> Reformulation:
+                  history: Sequence[Sequence[str]] = ()) -> Reformulation:
         """Return the self-contained question; post it (or the model's mistake) on the board.
 
-        The chat history goes into this agent's own tail only: once the question is self-contained,
-        earlier turns would only distract the other agents (a small model copies them)."""
+        A follow-up that leans on the last turn ("and how many of them are from Germany?") is not
+        rewritten by the model -- a 0.5B model rewrites it back into the earlier question. The
+        earlier question and its SQL go to the Engineer instead (``ctx.followup``), which edits that
+        query: a coder model is far better at "change this SQL" than at paraphrase.
+        History items are ``(question, answer)`` or ``(question, answer, sql)``."""
         inquiry = " ".join(inquiry.split())
-        if not self.needs_model(inquiry, history):
+        turns = [(t[0], t[1], t[2] if len(t) > 2 else "") for t in history]
+        if turns and refers_back(inquiry) and turns[-1][2]:
+            prev_q, _, prev_sql = turns[-1]
+            ctx.followup = (prev_q, prev_sql)
+            out = Reformulation(question=inquiry)
+        elif not self.needs_model(inquiry, history):
             out = Reformulation(question=inquiry)
         else:
-            req = ctx.request("user", render_prompt("user", inquiry=inquiry, history=list(history)), output_model=Reformulation,
-                              max_tokens=96, step_id="user", priority=0)
+            # Either a follow-up without an earlier query, or no word of the question matches the
+            # schema: the model rewrites it and says whether the tables can answer it at all.
+            req = ctx.request("user", render_prompt("user", inquiry=inquiry,
+                                                    history=[(q, a) for q, a, _ in turns]),
+                              output_model=Reformulation, max_tokens=96, step_id="user", priority=0)
             try:
                 out = (await ctx.generate(req)).parsed
             except OutputParseError as err:
@@ -90,5 +101,5 @@ class UserAgent:
         ctx.question = out.question
         ctx.board.add("question", "user", out.question, round=ctx.round,
                       data={"inquiry": inquiry, "answerable": out.answerable, "missing": out.missing,
-                            "history": [list(turn) for turn in history]})
+                            "history": [list(turn) for turn in history], "followup": list(ctx.followup or ())})
         return out

@@ -1,0 +1,210 @@
+"""Repairs that need no model: an error message that names its own fix is applied directly.
+
+A 0.5B model given "unknown column "Release" — did you mean "Release date"?" often writes the same
+query again; DuckDB's binder is stricter than the SQLite a small model learned from (a column beside
+GROUP BY without an aggregate, SUM over numbers stored as text). Each rule here reads one kind of
+error, rewrites the query with sqlglot, and returns None when it does not apply -- so the Engineer
+is asked only when no rule knows the fix.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import sqlglot
+from sqlglot import exp
+
+_UNKNOWN_COLUMN = re.compile(r'unknown column "(?P<bad>[^"]+)".*did you mean "(?P<good>[^"]+)"\?', re.S)
+_UNKNOWN_TABLE = re.compile(r'unknown table "(?P<bad>[^"]+)".*did you mean "(?P<good>[^"]+)"\?', re.S)
+_GROUP_BY = re.compile(r'column "(?P<col>[^"]+)" must appear in the GROUP BY clause', re.I)
+_TEXT_AGG = re.compile(r"No function matches the given name and argument types '(?P<fn>sum|avg)\(VARCHAR",
+                       re.I)
+
+
+def _parse(sql: str) -> exp.Expression | None:
+    try:
+        return sqlglot.parse_one(sql, read="duckdb")
+    except (sqlglot.errors.SqlglotError, RecursionError):
+        return None
+
+
+def rename_column(sql: str, bad: str, good: str) -> str | None:
+    """Every reference to column ``bad`` becomes ``good`` (quoted when it needs quotes).
+
+    >>> rename_column('SELECT Release FROM t WHERE Release > 2000', "Release", "Release date")
+    'SELECT "Release date" FROM t WHERE "Release date" > 2000'
+    """
+    tree = _parse(sql)
+    if tree is None:
+        return None
+    table, _, name = good.rpartition(".") if "." in good and "." not in bad else ("", "", good)
+    changed = False
+    for col in tree.find_all(exp.Column):
+        if col.name == bad or (col.name.lower() == bad.lower()):
+            col.set("this", exp.to_identifier(name, quoted=not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)))
+            changed = True
+    return tree.sql(dialect="duckdb") if changed else None
+
+
+def rename_table(sql: str, bad: str, good: str) -> str | None:
+    """``FROM bad`` becomes ``FROM good``.
+
+    >>> rename_table("SELECT count(*) FROM custmers", "custmers", "customers")
+    'SELECT COUNT(*) FROM customers'
+    """
+    tree = _parse(sql)
+    if tree is None:
+        return None
+    changed = False
+    for table in tree.find_all(exp.Table):
+        if table.name.lower() == bad.lower():
+            table.set("this", exp.to_identifier(good, quoted=not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", good)))
+            changed = True
+    return tree.sql(dialect="duckdb") if changed else None
+
+
+def any_value_beside_group_by(sql: str, column: str) -> str | None:
+    """A column selected beside GROUP BY without an aggregate (SQLite allows it, DuckDB refuses):
+    take ``ANY_VALUE`` of it, keeping its output name.
+
+    >>> any_value_beside_group_by("SELECT name, count(*) FROM t GROUP BY id", "name")
+    'SELECT ANY_VALUE(name) AS name, COUNT(*) FROM t GROUP BY id'
+    """
+    tree = _parse(sql)
+    if tree is None:
+        return None
+    changed = False
+    for select in tree.find_all(exp.Select):
+        group = select.args.get("group")
+        if group is None:
+            continue
+        grouped = {g.sql().lower() for g in group.expressions}
+        for i, item in enumerate(select.expressions):
+            for col in list(item.find_all(exp.Column)):
+                if col.name.lower() != column.lower() or col.find_ancestor(exp.AggFunc) is not None \
+                        or col.sql().lower() in grouped:
+                    continue
+                wrapped = exp.AnyValue(this=col.copy())
+                if col is item:
+                    select.expressions[i].replace(exp.alias_(wrapped, col.name, quoted=None))
+                else:
+                    col.replace(wrapped)
+                changed = True
+        for order in (select.args.get("order").expressions if select.args.get("order") else []):
+            for col in list(order.find_all(exp.Column)):
+                if col.name.lower() == column.lower() and col.find_ancestor(exp.AggFunc) is None \
+                        and col.sql().lower() not in grouped and col.table:
+                    col.replace(exp.AnyValue(this=col.copy()))
+                    changed = True
+    return tree.sql(dialect="duckdb") if changed else None
+
+
+def cast_text_aggregate(sql: str, function: str) -> str | None:
+    """``SUM``/``AVG`` over a column of numbers stored as text: cast it (non-numbers become NULL).
+
+    >>> cast_text_aggregate("SELECT sum(votes) FROM t", "sum")
+    'SELECT SUM(TRY_CAST(votes AS DOUBLE)) FROM t'
+    """
+    tree = _parse(sql)
+    if tree is None:
+        return None
+    kind = {"sum": exp.Sum, "avg": exp.Avg}[function.lower()]
+    changed = False
+    for agg in tree.find_all(kind):
+        arg = agg.this
+        if isinstance(arg, exp.Column):
+            arg.replace(exp.TryCast(this=arg.copy(), to=exp.DataType.build("double")))
+            changed = True
+    return tree.sql(dialect="duckdb") if changed else None
+
+
+def count_star_for_unknown(sql: str, column: str) -> str | None:
+    """``COUNT(key)`` where no table has ``key``: the model meant to count rows.
+
+    >>> count_star_for_unknown("SELECT count(key) FROM t WHERE a = 1", "key")
+    'SELECT COUNT(*) FROM t WHERE a = 1'
+    >>> count_star_for_unknown("SELECT key FROM t", "key") is None
+    True
+    """
+    tree = _parse(sql)
+    if tree is None:
+        return None
+    refs = [c for c in tree.find_all(exp.Column) if c.name.lower() == column.lower()]
+    if not refs or not all(isinstance(c.parent, exp.Count) or (isinstance(c.parent, exp.Distinct)
+                                                               and isinstance(c.parent.parent, exp.Count))
+                           for c in refs):
+        return None
+    for col in refs:
+        count = col.parent if isinstance(col.parent, exp.Count) else col.parent.parent
+        count.set("this", exp.Star())
+    return tree.sql(dialect="duckdb")
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_QUOTED = re.compile(r"('(?:[^']|'')*'|\"(?:[^\"]|\"\")*\")")
+
+
+def quote_known_names(sql: str, names: list[str]) -> str:
+    """Quote column names with spaces or punctuation that the model wrote bare (``Last Team``,
+    ``Single/EP``): unquoted, they do not parse, or parse as arithmetic. String literals and names
+    already quoted are left alone.
+
+    >>> print(quote_known_names("SELECT Name FROM t WHERE Last Team = 'Last Team' AND Single/EP > 1",
+    ...                         ["Name", "Last Team", "Single/EP"]))
+    SELECT Name FROM t WHERE "Last Team" = 'Last Team' AND "Single/EP" > 1
+    """
+    special = sorted({n for n in names if len(n) >= 3 and not _PLAIN_NAME.fullmatch(n)
+                      and re.search(r"[A-Za-z]", n)}, key=len, reverse=True)
+    if not special:
+        return sql
+    pattern = re.compile(r"(?<![\w\"])(" + "|".join(re.escape(n) for n in special) + r")(?![\w\"])", re.I)
+    by_lower = {n.lower(): n for n in special}
+    parts = _QUOTED.split(sql)
+    for i in range(0, len(parts), 2):  # even parts: outside literals and quoted names
+        parts[i] = pattern.sub(lambda m: '"' + by_lower[m[1].lower()].replace('"', '""') + '"', parts[i])
+    return "".join(parts)
+
+
+def _unknown_in_count(sql: str, error: str) -> str | None:
+    m = re.search(r'unknown column "(?P<bad>[^"]+)"', error)
+    return count_star_for_unknown(sql, m["bad"]) if m else None
+
+
+def _did_you_mean_column(sql: str, error: str) -> str | None:
+    m = _UNKNOWN_COLUMN.search(error)
+    return rename_column(sql, m["bad"], m["good"]) if m else None
+
+
+def _did_you_mean_table(sql: str, error: str) -> str | None:
+    m = _UNKNOWN_TABLE.search(error)
+    return rename_table(sql, m["bad"], m["good"]) if m else None
+
+
+def _group_by(sql: str, error: str) -> str | None:
+    m = _GROUP_BY.search(error)
+    return any_value_beside_group_by(sql, m["col"]) if m else None
+
+
+def _text_aggregate(sql: str, error: str) -> str | None:
+    m = _TEXT_AGG.search(error)
+    return cast_text_aggregate(sql, m["fn"]) if m else None
+
+
+RULES: tuple[Callable[[str, str], str | None], ...] = (
+    _unknown_in_count, _did_you_mean_column, _did_you_mean_table, _group_by, _text_aggregate)
+
+
+def repair_sql(sql: str, error: str) -> str | None:
+    """The query with the fix the error names, or None when no rule applies (or nothing changed).
+
+    >>> repair_sql('SELECT Term_start FROM t', 'unknown column "Term_start" in table "t" — did you mean "Term start"?')
+    'SELECT "Term start" FROM t'
+    >>> repair_sql("SELECT 1", "Parser Error: syntax error") is None
+    True
+    """
+    for rule in RULES:
+        fixed = rule(sql, error)
+        if fixed is not None and fixed.strip() != sql.strip():
+            return fixed
+    return None

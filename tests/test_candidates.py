@@ -1,0 +1,116 @@
+"""Candidates and execution-guided selection before the loop, follow-ups that edit the earlier
+query, and rule repairs, on the scripted engine with exact call sequences."""
+
+from __future__ import annotations
+
+from autotqa.agents.selection import Candidate, result_key, select
+from autotqa.config import AgentConfig, Config
+from autotqa.executors.base import ExecutionResult
+
+from test_orchestrator import ACCEPT, COUNT, PLAN1, ask, calls, scripted, sql, workspace  # noqa: F401
+
+VOTE = Config(agents=AgentConfig(candidates=4, escalate="none"))
+VOTE_LOOP = Config(agents=AgentConfig(candidates=4, escalate="loop", max_rounds=1, max_repairs=0))
+WRONG = "SELECT count(*) AS n FROM orders"
+
+
+def engineer_calls(eng) -> list:
+    return [r for r in calls(eng) if r.agent == "engineer"]
+
+
+def test_agreeing_candidates_answer_with_no_plan_and_no_critic_call(workspace):
+    eng = scripted(engineer=[sql(COUNT), sql(WRONG), sql(COUNT), sql(COUNT + " ")])
+    ans = ask(eng, workspace, "How many orders were delivered?", config=VOTE)
+    assert (ans.values, ans.verified, ans.sql) == ([3], True, COUNT)
+    assert [r.agent for r in calls(eng)] == ["engineer"] * 4  # one fork, nothing else
+    temps = [r.temperature for r in engineer_calls(eng)]
+    assert temps[0] == 0.0 and all(t > 0 for t in temps[1:])  # greedy first, then samples
+    # Candidates see header + schema only (no board), so all four share one prompt.
+    assert len({r.segments for r in engineer_calls(eng)}) == 1
+    assert engineer_calls(eng)[0].segments.transcript == ""
+    # A repeated query (same parse, whatever the spacing) ran once: two executions for four.
+    assert sum(1 for e in ans.trace if e["kind"] == "result") == 2
+    vote = next(e for e in ans.trace if e["kind"] == "critique")
+    assert vote["data"]["vote"]["groups"][0]["members"] == [0, 2, 3]
+
+
+def test_no_agreement_returns_the_greedy_result_unverified(workspace):
+    other = "SELECT count(*) AS n FROM orders WHERE status = 'shipped'"
+    eng = scripted(engineer=[sql(COUNT), sql(WRONG), sql(other), "no code here"])
+    ans = ask(eng, workspace, "How many orders were delivered?", config=VOTE)
+    assert (ans.values, ans.verified, ans.sql) == ([3], False, COUNT)
+    assert [r.agent for r in calls(eng)] == ["engineer"] * 4
+
+
+def test_no_agreement_escalates_to_the_loop_whose_verified_answer_wins(workspace):
+    other = "SELECT count(*) AS n FROM orders WHERE status = 'shipped'"
+    eng = scripted(engineer=[sql(WRONG), sql(other), "none", "none", sql(COUNT)], planner=[PLAN1],
+                   critic=[ACCEPT])
+    ans = ask(eng, workspace, "How many orders were delivered?", config=VOTE_LOOP)
+    assert [r.agent for r in calls(eng)] == ["engineer"] * 4 + ["planner", "engineer", "critic"]
+    assert (ans.values, ans.verified, ans.sql) == ([3], True, COUNT)
+
+
+def test_a_failed_loop_falls_back_to_the_voted_candidate(workspace):
+    eng = scripted(engineer=[sql(COUNT), "none", "none", "none", sql("SELECT nope FROM orders")],
+                   planner=[PLAN1])
+    ans = ask(eng, workspace, "How many orders were delivered?", config=VOTE_LOOP)
+    assert (ans.values, ans.verified, ans.sql) == ([3], False, COUNT)
+
+
+def test_an_error_that_names_its_fix_is_repaired_without_a_model_call(workspace):
+    # "stat" is not a column; the guard-like executor error names "status".
+    class Naming:
+        language = "sql"
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def run(self, code):
+            if "stat " in code or "stat=" in code or code.endswith("stat"):
+                return ExecutionResult.failure("sql", code, "unknown_column",
+                                               'unknown column "stat" in table "orders" — did you mean "status"?')
+            return self.inner.run(code)
+
+    ws = workspace.__class__(schema_text=workspace.schema_text, columns=workspace.columns,
+                             executors={"sql": Naming(workspace.executors["sql"])})
+    bad = "SELECT count(*) AS n FROM orders WHERE stat = 'delivered'"
+    eng = scripted(engineer=[sql(bad), sql(bad), sql(COUNT), sql(WRONG)])
+    ans = ask(eng, ws, "How many orders were delivered?", config=VOTE)
+    assert [r.agent for r in calls(eng)] == ["engineer"] * 4
+    assert (ans.values, ans.verified) == ([3], True)
+    adopted = [e for e in ans.trace if e["kind"] == "code" and e["data"].get("mode") == "adopted"]
+    assert [e["content"] for e in adopted] == ["SELECT COUNT(*) AS n FROM orders WHERE status = 'delivered'"]
+
+
+def test_follow_up_edits_the_earlier_query_without_a_user_agent_call(workspace):
+    germany = "SELECT count(*) AS n FROM customers WHERE city = 'Oslo'"
+    eng = scripted(engineer=[sql(germany)] * 4)
+    history = [("How many customers are there?", "There are 3.", "SELECT count(*) FROM customers")]
+    ans = ask(eng, workspace, "And how many of them are from Oslo?", config=VOTE, history=history)
+    assert [r.agent for r in calls(eng)] == ["engineer"] * 4  # no rewrite by the User agent
+    tail = engineer_calls(eng)[0].segments.tail
+    assert "EARLIER QUESTION: How many customers are there?" in tail
+    assert "EARLIER SQL:\nSELECT count(*) FROM customers" in tail
+    assert tail.index("EARLIER SQL") < tail.index("QUESTION: And how many of them are from Oslo?")
+    assert (ans.values, ans.verified) == ([2], True)
+
+
+def test_a_follow_up_without_earlier_sql_still_asks_the_user_agent(workspace):
+    rewrite = '{"question": "How many customers are from Oslo?", "answerable": true, "missing": ""}'
+    eng = scripted(user=[rewrite], engineer=[sql("SELECT count(*) FROM customers WHERE city = 'Oslo'")] * 4)
+    ans = ask(eng, workspace, "and those from Oslo?", config=VOTE,
+              history=[("How many customers?", "3")])
+    assert [r.agent for r in calls(eng)] == ["user"] + ["engineer"] * 4
+    assert ans.question == "How many customers are from Oslo?" and ans.values == [2]
+
+
+def test_selection_prefers_results_that_pass_the_checks_over_bigger_groups():
+    def ok(rows):
+        return ExecutionResult(ok=True, columns=["v"], rows=rows, n_rows=len(rows))
+    empty_note = "empty"
+    cands = [Candidate(0, "a", ok([[1], [2]])), Candidate(1, "b", ok([[1], [2]])), Candidate(2, "c", ok([[7]]))]
+    sel = select(cands, lambda r: empty_note if r.n_rows > 1 else None)
+    assert [g.best.index for g in sel.groups] == [2, 0]
+    assert not sel.agreed  # the winner has one vote only
+    assert result_key(ok([[1.0000000001]])) == result_key(ok([[1]]))
