@@ -60,6 +60,12 @@ class AgentConfig(BaseModel):
     schema_token_budget: int = 1800
     #: Keep each LLM call's prompt and reply on the answer (``Answer.calls``) for ``--trace`` files.
     trace_prompts: bool = False
+    #: Queries sampled for a question before any plan (the first greedy); 0 or 1 turns voting off.
+    candidates: int = 4
+    candidate_temperature: float = 0.8
+    #: When the candidates do not agree: "loop" runs Planner/Engineer/Critic (its verified answer
+    #: wins, else the best candidate stays), "none" returns the best candidate unverified at once.
+    escalate: Literal["loop", "none"] = "loop"
 
 
 class Config(BaseModel):
