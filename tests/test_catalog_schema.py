@@ -27,13 +27,13 @@ ORDERS = """order_id,customer_id,amount,status
 """
 SHOP_RENDER = """\
 Table customers (4 rows) -- from customers.csv
-  customer_id BIGINT, key, 1..4
+  customer_id BIGINT, primary key, 1..4
   name VARCHAR, e.g. 'Ana Silva', 'Bo Chen', 'Carla Diaz'
   signup_date DATE, 2021-01-03..2024-06-30
   city VARCHAR, 25% null, e.g. 'Lisbon', 'Porto'
   notes VARCHAR, 50% null, e.g. 'a very long note that goes on and on,...', 'first customer'
 Table orders (6 rows) -- from orders.csv
-  order_id BIGINT, key, 10..15
+  order_id BIGINT, primary key, 10..15
   customer_id BIGINT, 1..4
   amount DOUBLE, 0.99..120.5
   status VARCHAR, e.g. 'paid', 'open', 'refunded'
@@ -232,7 +232,7 @@ def test_budgeted_render_keeps_relevant_tables(baseball: SchemaInfo) -> None:
     assert "Table salary (25575 rows) -- from baseball_1.sqlite" in lines
     assert "  salary BIGINT, 0..33000000" in lines
     # The player table is joined through salary.player_id, and keeps its key.
-    assert "  player_id VARCHAR, key, e.g. 'aardsda01', 'aaronha01', 'aaronto01'" in lines
+    assert "  player_id VARCHAR, primary key, e.g. 'aardsda01', 'aaronha01', 'aaronto01'" in lines
     assert "salary.player_id -> player.player_id" in text
     assert lines[-1].startswith("Other tables: ")
     assert text == info.render(question, token_budget=600)

@@ -8,7 +8,7 @@
 (12.5,)
 >>> print(cat.schema().render())
 Table sales_2024 (2 rows) -- originally "Sales 2024"
-  id BIGINT, key, 1..2
+  id BIGINT, primary key, 1..2
   amount DOUBLE, 3.0..9.5
 """
 

@@ -4,7 +4,7 @@ The same tables always give the same bytes (no timestamps, no randomness, values
 them, fixed order), so the block can be a cached KV prefix. Shape, about 15-25 tokens a column::
 
     Table customers (120 rows) -- from customers.csv
-      customer_id BIGINT, key, 1..120
+      customer_id BIGINT, primary key, 1..120
       name VARCHAR, e.g. 'Ana Silva', 'Bo Chen'
       city VARCHAR, 2% null, e.g. 'Lisbon', 'Porto'
     Foreign keys: orders.customer_id -> customers.customer_id
@@ -58,11 +58,11 @@ def column_line(col: ColumnSchema, is_key: bool) -> str:
     >>> column_line(ColumnSchema("city", "VARCHAR", 10, 0.2, ["Lisbon", "O'Neil"]), False)
     "  city VARCHAR, 20% null, e.g. 'Lisbon', 'O''Neil'"
     >>> column_line(ColumnSchema("id", "BIGINT", 3, 0.0, ["1"], "1", "3"), True)
-    '  id BIGINT, key, 1..3'
+    '  id BIGINT, primary key, 1..3'
     """
     parts = [f"{quote_ident(col.name)} {col.type}"]
     if is_key:
-        parts.append("key")
+        parts.append("primary key")
     nulls = null_text(col.null_share)
     if nulls:
         parts.append(nulls)

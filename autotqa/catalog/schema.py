@@ -22,7 +22,7 @@ class SchemaInfo:
     ...                                                             "1", "2", 2, True)])
     >>> print(SchemaInfo([t], {"t": ["id"]}, []).render())
     Table t (2 rows)
-      id BIGINT, key, 1..2
+      id BIGINT, primary key, 1..2
     """
 
     tables: list[TableSchema]

@@ -39,7 +39,7 @@ def test_schema_comes_from_the_servers_catalog(shop: ServerCatalog) -> None:
     schema = shop.schema()
     text = schema.render()
     assert "Table customers (4 rows)" in text
-    assert "  id INTEGER, key, 1..4\n  name VARCHAR, e.g. 'Ann', 'Bob', 'Cy'\n" \
+    assert "  id INTEGER, primary key, 1..4\n  name VARCHAR, e.g. 'Ann', 'Bob', 'Cy'\n" \
            "  city VARCHAR, 25% null, e.g. 'Lisbon', 'Porto'" in text
     assert "  amount DECIMAL(10,2), 1.00..9.50\n  placed DATE, 2024-01-05..2024-03-02" in text
     assert 'Table product_lines (2 rows) -- from shop, originally "Product Lines"' in text
