@@ -99,12 +99,13 @@ def detect_format(path: Path, head: bytes) -> Format:
     return fmt
 
 
-def sniff_encoding(head: bytes) -> str:
+def sniff_encoding(head: bytes, path: Path | None = None) -> str:
     """DuckDB ``encoding`` for a text file starting with ``head``: utf-16, utf-8 or latin-1.
 
-    UTF-8 is tried first (a UTF-8 BOM is fine: DuckDB strips it); bytes that are not valid UTF-8
-    mean latin-1, which decodes every byte. A multi-byte character cut at the end of ``head`` is not
-    an error.
+    A BOM decides; UTF-8 is tried next (a multi-byte character cut at the end of ``head`` is not an
+    error); bytes that are not valid UTF-8 mean latin-1, which decodes every byte. NUL bytes are
+    valid UTF-8 but almost never text: that head goes to charset-normalizer, which recognises UTF-16
+    without a BOM. DuckDB reads UTF-16 little-endian only, so big-endian is a clear error.
 
     >>> sniff_encoding(b"\\xef\\xbb\\xbfname\\n")
     'utf-8'
@@ -112,11 +113,30 @@ def sniff_encoding(head: bytes) -> str:
     'latin-1'
     >>> sniff_encoding("José".encode("utf-8")[:-1])
     'utf-8'
+    >>> sniff_encoding("id,city\\n1,Zürich\\n2,Oslo\\n".encode("utf-16-le"))
+    'utf-16'
     """
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    if head.startswith(codecs.BOM_UTF16_LE):
         return "utf-16"
+    if head.startswith(codecs.BOM_UTF16_BE):
+        _big_endian(path)
+    if b"\x00" in head:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(head).best()
+        found = best.encoding if best is not None else ""
+        if found in ("utf_16", "utf_16_le"):
+            return "utf-16"
+        if found == "utf_16_be":
+            _big_endian(path)
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
     except UnicodeDecodeError:
         return "latin-1"
     return "utf-8"
+
+
+def _big_endian(path: Path | None) -> None:
+    where = f"{path}: " if path is not None else ""
+    raise DataLoadError(f"{where}UTF-16 big-endian text cannot be read", path=str(path) if path else None,
+                        hint="re-save the file as UTF-8 (or UTF-16 little-endian)")
