@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from typing import Any
 
 import httpx
@@ -149,15 +150,54 @@ def test_4xx_is_not_retried() -> None:
     assert len(rec.bodies()) == 1
 
 
-def test_connection_errors_are_retried_then_reported() -> None:
-    refused = httpx.ConnectError("[Errno 111] Connection refused")
-    rec = Recorder([refused, refused, (200, _completion())])
+def test_dropped_connections_are_retried_then_reported() -> None:
+    dropped = httpx.RemoteProtocolError("Server disconnected without sending a response.")
+    rec = Recorder([dropped, dropped, (200, _completion())])
     assert run(_engine(rec, model="m", server_flavor="openai").generate(_req())).text == "orders"
-    rec = Recorder([refused] * 3)
+    rec = Recorder([dropped] * 3)
+    with pytest.raises(EngineError, match=r"cannot reach the model server at http://test:8000/v1 \("):
+        run(_engine(rec, model="m", server_flavor="openai", max_retries=2).generate(_req()))
+    assert len(rec.requests) == 3
+
+
+def test_refused_connection_is_reported_once_the_transport_gave_up() -> None:
+    # Opening a connection is retried by httpx's transport; a mock transport has no retries.
+    rec = Recorder([httpx.ConnectError("[Errno 111] Connection refused"), (200, _completion())])
     with pytest.raises(EngineError) as info:
         run(_engine(rec, model="m", server_flavor="openai", max_retries=2).generate(_req()))
     assert str(info.value) == ("cannot reach the model server at http://test:8000/v1 (connection refused) "
                                "— start it or check --base-url")
+    assert len(rec.requests) == 1
+
+
+def test_a_server_that_starts_late_is_reached_by_transport_retries() -> None:
+    """A real socket refuses at first (bound, not listening); httpx's transport retries with backoff
+    (0, 0.5, 1 s ...) and reaches it once it listens."""
+    import threading
+
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    body = json.dumps(_completion("late")).encode()
+
+    def serve() -> None:
+        time.sleep(0.2)
+        srv.listen(1)
+        conn, _ = srv.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                         b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        eng = OpenAIEngine(f"http://127.0.0.1:{srv.getsockname()[1]}", model="m", server_flavor="openai",
+                           max_retries=3, timeout_s=10)
+        assert run(eng.generate(_req())).text == "late"  # without the transport's retries: refused
+    finally:
+        thread.join(timeout=5)
+        srv.close()
 
 
 def _sse(events: list[dict[str, Any]]) -> str:

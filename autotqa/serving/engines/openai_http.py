@@ -15,8 +15,10 @@ Servers differ in the details this engine must get right:
   ``X-Agent``) so a router in front of several replicas can keep a session on the replica that holds
   its prefix (DESIGN.md, scale-out).
 
-Connection errors and 5xx answers are retried with exponential backoff (bounded); a server that
-stays unreachable becomes one :class:`EngineError` that says where and what to do.
+Retries are bounded: a connection that cannot be opened is retried by httpx's own transport
+(``AsyncHTTPTransport(retries=...)``, with its exponential backoff); what the transport cannot
+retry — 5xx answers and a connection dropped mid-request — is retried here with backoff. A
+server that stays unreachable becomes one :class:`EngineError` that says where and what to do.
 """
 
 from __future__ import annotations
@@ -132,8 +134,9 @@ class OpenAIEngine(Engine):
         loop = asyncio.get_running_loop()
         if self._client is None or self._client_loop is not loop:
             headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+            transport = self._transport or httpx.AsyncHTTPTransport(retries=self.max_retries)
             self._client = httpx.AsyncClient(base_url=self.base_url, headers=headers,
-                                             timeout=self.timeout_s, transport=self._transport)
+                                             timeout=self.timeout_s, transport=transport)
             self._client_loop = loop
         return self._client
 
@@ -167,8 +170,9 @@ class OpenAIEngine(Engine):
                 resp = await client.send(req, stream=stream)
             except httpx.TimeoutException as exc:
                 raise self._timed_out() from exc
-            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError,
-                    httpx.WriteError) as exc:
+            except httpx.ConnectError as exc:  # the transport has already retried opening it
+                raise self._unreachable(exc) from exc
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
                 if last:
                     raise self._unreachable(exc) from exc
             else:
