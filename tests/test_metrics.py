@@ -75,7 +75,7 @@ def test_span_uses_the_clock_and_rejects_negative_time() -> None:
         raise AssertionError("negative span accepted")
 
 
-def test_percentile_nearest_rank() -> None:
+def test_percentile_interpolates_between_observed_values() -> None:
     vals = [5.0, 1.0, 4.0, 2.0, 3.0]
-    assert [percentile(vals, q) for q in (0, 20, 50, 95, 100)] == [1.0, 1.0, 3.0, 5.0, 5.0]
-    assert percentile([], 50) == 0.0
+    assert [round(percentile(vals, q), 6) for q in (0, 20, 50, 95, 100)] == [1.0, 1.8, 3.0, 4.8, 5.0]
+    assert (percentile([], 50), percentile([7.0], 95)) == (0.0, 7.0)

@@ -27,6 +27,7 @@ out of ``prompt_tokens``/``reuse_ratio``: their tokens appear as ``warmup_tokens
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -194,14 +195,14 @@ class MetricsRecorder:
         return json.dumps(self.to_dict(), **kwargs)
 
 
-def percentile(values: Iterable[float], q: float) -> float:
-    """Nearest-rank percentile (``q`` in 0..100): always one of the observed values.
+def percentile(values: Iterable[float], q: int) -> float:
+    """Percentile ``q`` (integer 0..100), interpolated between the observed values as
+    ``statistics.quantiles(method="inclusive")`` does (numpy's default, too).
 
     >>> percentile([1, 2, 3, 4], 50), percentile([1, 2, 3, 4], 95)
-    (2, 4)
+    (2.5, 3.85)
     """
-    data = sorted(values)
-    if not data:
-        return 0.0
-    rank = max(1, -(-len(data) * q // 100))  # ceil(n * q / 100), at least 1
-    return data[int(rank) - 1]
+    data = sorted(float(v) for v in values)
+    if len(data) < 2 or q <= 0 or q >= 100:
+        return (data[-1] if q >= 100 else data[0]) if data else 0.0
+    return statistics.quantiles(data, n=100, method="inclusive")[int(q) - 1]
