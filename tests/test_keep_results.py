@@ -17,6 +17,7 @@ from autotqa import cli
 from autotqa.answer import Answer
 from autotqa.api import Session
 from autotqa.chat import ChatREPL
+from autotqa.config import AgentConfig, Config
 from autotqa.ui.engine import FileScriptedEngine, ReplyScript, ScriptedReply
 from autotqa.ui.lineinput import PlainLineReader
 
@@ -46,6 +47,7 @@ def runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
     monkeypatch.setenv("COLUMNS", "150")
     monkeypatch.setenv("AUTOTQA_ENGINE", "scripted")
     monkeypatch.setenv("AUTOTQA_SCRIPTED_REPLIES", str(replies))
+    monkeypatch.setenv("AUTOTQA_AGENTS__CANDIDATES", "1")  # the replies are one Planner/Engineer/Critic loop
     cli._register()
     return CliRunner()
 
@@ -139,7 +141,8 @@ def chat() -> Iterator:
 
     def make(lines: str) -> tuple[ChatREPL, io.StringIO]:
         script = ReplyScript({k: [ScriptedReply(r) for r in v] for k, v in REPLIES["by_agent"].items()}, "inline")
-        session = Session([str(DEMO)], engine=FileScriptedEngine(script), close_engine=True)
+        session = Session([str(DEMO)], engine=FileScriptedEngine(script), close_engine=True,
+                          config=Config(agents=AgentConfig(candidates=1)))
         made.append(session)
         out = io.StringIO()
         console = Console(file=out, width=100, no_color=True, highlight=False)
