@@ -20,9 +20,11 @@ def engineer_calls(eng) -> list:
 
 def test_agreeing_candidates_answer_with_no_plan_and_no_critic_call(workspace):
     eng = scripted(engineer=[sql(COUNT), sql(WRONG), sql(COUNT), sql(COUNT + " ")])
+    eng.supports_batch = True  # the engine decodes a fork's branches together
     ans = ask(eng, workspace, "How many orders were delivered?", config=VOTE)
     assert (ans.values, ans.verified, ans.sql) == ([3], True, COUNT)
     assert [r.agent for r in calls(eng)] == ["engineer"] * 4  # one fork, nothing else
+    assert [len(b) for b in eng.batches] == [4]  # ... reaching the engine as one call
     temps = [r.temperature for r in engineer_calls(eng)]
     assert temps[0] == 0.0 and all(t > 0 for t in temps[1:])  # greedy first, then samples
     # Candidates see header + schema only (no board), so all four share one prompt.

@@ -85,15 +85,17 @@ def test_structured_output_gives_up_after_one_repair() -> None:
     assert info.value.raw == "still nope"
 
 
-def test_fork_n_and_list() -> None:
-    async def main() -> tuple[list[str], list[str]]:
-        engine = ScriptedEngine(fn=lambda r: r.step_id)
+@pytest.mark.parametrize("batch", [True, False])
+def test_fork_n_and_list(batch: bool) -> None:
+    async def main() -> tuple[list[str], list[str], list[int]]:
+        engine = ScriptedEngine(fn=lambda r: r.step_id, batch=batch)
         prog = LLMClient(engine, warm_on_begin=False).begin_program("s", PREFIX)
         sampled = await prog.fork(req("vote"), n=3)
         listed = await prog.fork([req("a"), req("b")])
-        return [r.text for r in sampled], [r.text for r in listed]
+        return [r.text for r in sampled], [r.text for r in listed], [len(b) for b in engine.batches]
 
-    assert asyncio.run(main()) == (["vote#0", "vote#1", "vote#2"], ["a", "b"])
+    # An engine that decodes branches together gets each fork as one call; others one per branch.
+    assert asyncio.run(main()) == (["vote#0", "vote#1", "vote#2"], ["a", "b"], [3, 2] if batch else [])
     with pytest.raises(ValueError):
         asyncio.run(LLMClient(ScriptedEngine()).begin_program("s", PREFIX).fork([req("a")], n=2))
 

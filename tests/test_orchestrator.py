@@ -311,6 +311,7 @@ def test_independent_steps_are_forked_and_final_step_answers(workspace):
     final = "SELECT 3 / 3 AS per_customer"
     eng = scripted(planner=[plan], engineer=[sql(COUNT), sql("SELECT count(*) AS c FROM customers"), sql(final)],
                    critic=['{"verdict": "accept", "note": "1 delivered order per customer."}'])
+    eng.supports_batch = True  # the engine decodes a fork's branches together
     ans = ask(eng, workspace, "How many delivered orders per customer on average?")
     assert seq(ans) == [("question", "user"), ("plan", "planner"), ("code", "engineer"), ("code", "engineer"),
                         ("result", "executor"), ("result", "executor"), ("code", "engineer"),
@@ -319,6 +320,7 @@ def test_independent_steps_are_forked_and_final_step_answers(workspace):
     assert [r.step_id for r in eng_calls] == ["s1:write", "s2:write", "s3:write"]
     assert eng_calls[0].segments == eng_calls[1].segments.model_copy(update={"tail": eng_calls[0].segments.tail})
     assert eng_calls[2].depends_on == ["s1", "s2"]
+    assert eng.batches == [[eng_calls[0].request_id, eng_calls[1].request_id]]  # s1, s2: one fork
     assert "Join on: orders JOIN customers USING (customer_id)." in eng_calls[2].segments.tail
     assert [p.step_id for p in ans.provenance] == ["s1", "s2", "s3"] and ans.values == [1.0]
 

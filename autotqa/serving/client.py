@@ -94,7 +94,9 @@ class Program:
 
     async def fork(self, requests: Sequence[GenerationRequest] | GenerationRequest,
                    n: int | None = None) -> list[GenerationResult]:
-        """Independent branches, submitted together (batched when the engine runs several at once).
+        """Independent branches, submitted together: one unit for an engine that decodes branches
+        together (``Engine.supports_batch``), else each its own request (run side by side when the
+        engine has several slots).
 
         Either a list of requests, or one request and ``n`` (n-way sampling: copies with step ids
         ``<step>#0`` .. ``<step>#n-1``). Results come back in request order.
@@ -105,7 +107,24 @@ class Program:
                         for i in range(n if n is not None else 1)]
         elif n is not None:
             raise ValueError("fork(n=...) takes one request, not a list")
-        return list(await asyncio.gather(*(self.generate(r) for r in requests)))
+        tagged = [self._tag(r) for r in requests]
+        if not self._batchable(tagged):
+            return list(await asyncio.gather(*(self.generate(r) for r in requests)))
+        self._submit_deferred_warmup()
+        sent_at = time.time()
+        for r in tagged:
+            self.sent[r.request_id] = (sent_at, r)
+        results = await self.client.scheduler.submit_batch(tagged)
+        self.results.extend(results)
+        return results
+
+    def _batchable(self, requests: list[GenerationRequest]) -> bool:
+        """One unit for the engine: it decodes branches together, and no branch needs another's
+        result or a parse-and-repair round (structured output goes request by request)."""
+        ids = {r.request_id for r in requests}
+        return (self.client.engine.supports_batch and len(requests) > 1
+                and not any(r.output_model is not None or r.json_schema is not None
+                            or ids.intersection(r.depends_on) for r in requests))
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamChunk]:
         """Stream text chunks through the scheduler's slot; the last chunk carries the result.

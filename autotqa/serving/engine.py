@@ -9,7 +9,7 @@ for an OpenAI-compatible server. Parse-and-repair of structured output lives abo
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import ClassVar
 
 from .types import GenerationRequest, GenerationResult, StreamChunk
@@ -28,6 +28,9 @@ class Engine(abc.ABC):
     supports_json_schema: ClassVar[bool] = False
     #: How many requests the engine can usefully run at once (1 for the embedded CPU engine).
     max_concurrency: int = 1
+    #: True when :meth:`generate_batch` decodes a fork's branches together (the scheduler then
+    #: hands it a fork as one unit); otherwise each branch is its own request.
+    supports_batch: ClassVar[bool] = False
 
     @abc.abstractmethod
     def stream(self, request: GenerationRequest) -> AsyncIterator[StreamChunk]:
@@ -41,6 +44,13 @@ class Engine(abc.ABC):
         if result is None:  # pragma: no cover - an engine bug, not a user error
             raise RuntimeError(f"engine {self.name} ended a stream without a result")
         return result
+
+    async def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """A fork's branches (one session, usually one shared prompt), results in request order.
+
+        This default runs them one after another; engines that set ``supports_batch`` override it.
+        """
+        return [await self.generate(r) for r in requests]
 
     async def warm(self, request: GenerationRequest) -> GenerationResult:
         """Prefill a shared prefix so the next calls of its session reuse it."""

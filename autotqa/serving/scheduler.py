@@ -23,6 +23,9 @@ session live on this slot first, older program first, FIFO):
   disk scheduling). The hold ends as soon as the program submits, ends, or the time is up.
 * **Locality**: among equals, the session whose state is live on the slot.
 
+**Forks** (``submit_batch``) are one unit: the branches queue, rank and run together, as one call
+of ``engine.generate_batch``, so an engine that decodes them together gets them together.
+
 Policy ``"fifo"`` is the naive baseline: submission order only, no holds, no locality.
 
 Times use the injected ``clock`` (tests pass a fake one and assert exact queue times); the
@@ -51,11 +54,16 @@ class _Entry:
     seq: int
     submitted_at: float
     warmup: bool
-    future: asyncio.Future[GenerationResult]
+    future: asyncio.Future[Any]  # a GenerationResult; a list of them for a fork
     chunks: asyncio.Queue[Any] | None = None  # set for streams
     started_at: float = 0.0
     skipped: int = 0  # dispatches that passed this ready request over (aging)
     task: asyncio.Task[None] | None = None
+    batch: tuple[GenerationRequest, ...] = ()  # a fork's branches (``request`` is the first)
+
+    @property
+    def requests(self) -> tuple[GenerationRequest, ...]:
+        return self.batch or (self.request,)
 
 
 @dataclass(eq=False)
@@ -142,6 +150,12 @@ class Scheduler:
         """Queue a request; the returned future resolves to its result (timings filled in)."""
         return self._enqueue(request, warmup=warmup, stream=False).future
 
+    def submit_batch(self, requests: list[GenerationRequest]) -> asyncio.Future[list[GenerationResult]]:
+        """Queue a fork's branches as one unit for ``engine.generate_batch``; results in order."""
+        if not requests:
+            raise ValueError("submit_batch needs at least one request")
+        return self._enqueue(requests[0], warmup=False, stream=False, batch=tuple(requests)).future
+
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamChunk]:
         """Stream through a slot like any call; closing the iterator early releases the slot."""
         entry = self._enqueue(request, warmup=False, stream=True)
@@ -158,18 +172,20 @@ class Scheduler:
             if not entry.future.done():
                 entry.future.cancel()  # dequeues it, or cancels the engine stream if running
 
-    def _enqueue(self, request: GenerationRequest, *, warmup: bool, stream: bool) -> _Entry:
+    def _enqueue(self, request: GenerationRequest, *, warmup: bool, stream: bool,
+                 batch: tuple[GenerationRequest, ...] = ()) -> _Entry:
         loop = asyncio.get_running_loop()
         self._seq += 1
         entry = _Entry(request, self._seq, self.clock(), warmup, loop.create_future(),
-                       asyncio.Queue() if stream else None)
+                       asyncio.Queue() if stream else None, batch=batch)
         if stream:
             entry.future.add_done_callback(_consume)
         entry.future.add_done_callback(lambda f, e=entry: self._on_future_done(e))
         self._queue.append(entry)
-        self._unfinished[request.request_id] += 1
-        for dep in request.depends_on:
-            self._dependents[dep] += 1
+        for req in entry.requests:
+            self._unfinished[req.request_id] += 1
+            for dep in req.depends_on:
+                self._dependents[dep] += 1
         prog = self._programs.get(request.program_id)
         if prog is not None and not warmup:
             prog.outstanding += 1
@@ -185,7 +201,7 @@ class Scheduler:
             asyncio.get_running_loop().call_soon(self._dispatch)
 
     def _ready(self, entry: _Entry) -> bool:
-        return not any(self._unfinished[d] for d in entry.request.depends_on)
+        return not any(self._unfinished[d] for r in entry.requests for d in r.depends_on)
 
     def _key(self, entry: _Entry, slot: Slot) -> tuple[Any, ...]:
         if self.policy == "fifo":
@@ -196,7 +212,7 @@ class Scheduler:
         return (
             1 if entry.warmup else 0,
             req.priority - aged,
-            0 if self._dependents[req.request_id] else 1,
+            0 if any(self._dependents[r.request_id] for r in entry.requests) else 1,
             0 if prog is None or prog.started else 1,
             0 if slot.live_session == req.session_id else 1,
             prog.seq if prog is not None else entry.seq,
@@ -241,16 +257,21 @@ class Scheduler:
         if prog is not None and not entry.warmup:
             prog.started = True
         entry.started_at = self.clock()
-        self.dispatch_order.append(entry.request.request_id)
+        self.dispatch_order.extend(r.request_id for r in entry.requests)
         entry.task = asyncio.get_running_loop().create_task(self._run(slot, entry))
 
     async def _run(self, slot: Slot, entry: _Entry) -> None:
         req = entry.request
-        result: GenerationResult | None = None
+        result: Any = None  # a GenerationResult; a list of them for a fork
         ttft: float | None = None
         error: BaseException | None = None
         try:
-            if entry.chunks is None:
+            if entry.batch:
+                result = await self.engine.generate_batch(list(entry.batch))
+                if len(result) != len(entry.batch):  # pragma: no cover - an engine bug
+                    raise RuntimeError(f"engine {self.engine.name} returned {len(result)} results "
+                                       f"for a fork of {len(entry.batch)}")
+            elif entry.chunks is None:
                 result = await (self.engine.warm(req) if entry.warmup else self.engine.generate(req))
                 ttft = result.timings.ttft_s
             else:
@@ -275,7 +296,7 @@ class Scheduler:
             error = exc
         self._finish(slot, entry, result, ttft, error)
 
-    def _finish(self, slot: Slot, entry: _Entry, result: GenerationResult | None, ttft: float | None,
+    def _finish(self, slot: Slot, entry: _Entry, result: Any, ttft: float | None,
                 error: BaseException | None) -> None:
         now = self.clock()
         req = entry.request
@@ -289,10 +310,19 @@ class Scheduler:
                 self.anticipate_s, self._expire_hold, slot, prog.program_id)
         timings = Timings(queued_s=entry.started_at - entry.submitted_at, ttft_s=ttft or 0.0,
                           total_s=now - entry.started_at)
-        if result is not None:
-            result = result.model_copy(update={"timings": timings})
-        self._record(entry, result, timings, "cancelled" if isinstance(error, asyncio.CancelledError)
-                     else "error" if error is not None else None)
+        failure = ("cancelled" if isinstance(error, asyncio.CancelledError)
+                   else "error" if error is not None else None)
+        if entry.batch:  # each branch keeps its own time to first token
+            result = None if result is None else [
+                r.model_copy(update={"timings": timings.model_copy(update={"ttft_s": r.timings.ttft_s})})
+                for r in result]
+            for i, req in enumerate(entry.batch):
+                self._record(entry, req, result[i] if result else None,
+                             result[i].timings if result else timings, failure)
+        else:
+            if result is not None:
+                result = result.model_copy(update={"timings": timings})
+            self._record(entry, req, result, timings, failure)
         if not entry.future.done():
             if isinstance(error, asyncio.CancelledError):
                 entry.future.cancel()
@@ -306,15 +336,15 @@ class Scheduler:
         self._schedule_dispatch()
 
     def _forget(self, entry: _Entry) -> None:
-        req = entry.request
-        self._unfinished[req.request_id] -= 1
-        if self._unfinished[req.request_id] <= 0:
-            del self._unfinished[req.request_id]
-        for dep in req.depends_on:
-            self._dependents[dep] -= 1
-            if self._dependents[dep] <= 0:
-                del self._dependents[dep]
-        prog = self._programs.get(req.program_id)
+        for req in entry.requests:
+            self._unfinished[req.request_id] -= 1
+            if self._unfinished[req.request_id] <= 0:
+                del self._unfinished[req.request_id]
+            for dep in req.depends_on:
+                self._dependents[dep] -= 1
+                if self._dependents[dep] <= 0:
+                    del self._dependents[dep]
+        prog = self._programs.get(entry.request.program_id)
         if prog is not None and not entry.warmup:
             prog.outstanding -= 1
             if prog.ended and prog.outstanding == 0:
@@ -327,16 +357,16 @@ class Scheduler:
         if entry in self._queue:
             self._queue.remove(entry)
             self._forget(entry)
-            self._record(entry, None, Timings(queued_s=self.clock() - entry.submitted_at), "cancelled")
+            for req in entry.requests:
+                self._record(entry, req, None, Timings(queued_s=self.clock() - entry.submitted_at), "cancelled")
             self._schedule_dispatch()
         elif entry.task is not None and not entry.task.done():
             entry.task.cancel()
 
-    def _record(self, entry: _Entry, result: GenerationResult | None, timings: Timings,
-                failure: str | None) -> None:
+    def _record(self, entry: _Entry, req: GenerationRequest, result: GenerationResult | None,
+                timings: Timings, failure: str | None) -> None:
         if self.metrics is None:
             return
-        req = entry.request
         usage = result.usage if result is not None else None
         self.metrics.record(CallRecord(
             request_id=req.request_id, program_id=req.program_id, session_id=req.session_id,

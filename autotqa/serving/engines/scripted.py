@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import ClassVar
 
 from ..engine import Engine
@@ -41,7 +41,7 @@ class ScriptedEngine(Engine):
     def __init__(self, replies: Iterable[Reply] | None = None, *,
                  fn: Callable[[GenerationRequest], str] | None = None,
                  supports_json_schema: bool = False, max_concurrency: int = 1,
-                 stream_words: bool = False) -> None:
+                 stream_words: bool = False, batch: bool = False) -> None:
         self._replies = list(replies or [])
         self._fn = fn
         self.requests: list[GenerationRequest] = []
@@ -51,6 +51,9 @@ class ScriptedEngine(Engine):
         self.max_concurrency = max_concurrency
         #: Stream a reply word by word (like a real engine) instead of as one chunk.
         self.stream_words = stream_words
+        #: Take forks as one unit (``generate_batch``); each fork's request ids land in ``batches``.
+        self.supports_batch = batch  # type: ignore[misc]
+        self.batches: list[list[str]] = []
 
     def _reply_for(self, request: GenerationRequest) -> str:
         if request.prefill_only:
@@ -61,6 +64,10 @@ class ScriptedEngine(Engine):
         if self._fn is not None:
             return self._fn(request)
         raise AssertionError(f"ScriptedEngine ran out of replies at request {request.agent}/{request.step_id}")
+
+    async def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        self.batches.append([r.request_id for r in requests])
+        return [await self.generate(r) for r in requests]
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamChunk]:
         t0 = time.perf_counter()
