@@ -7,6 +7,7 @@ TOML file ``config.toml`` in the user config directory > these defaults.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -22,6 +23,11 @@ class EngineConfig(BaseModel):
     api_key: str | None = None
     n_ctx: int = 8192
     n_threads: int = Field(default_factory=lambda: max(1, len(os.sched_getaffinity(0))))
+    #: "adaptive": before each request the embedded engine uses the cores other processes leave
+    #: idle (at most n_threads), because llama.cpp's spinning threads collapse on a busy machine;
+    #: "fixed": always n_threads. Adaptive reads /proc/stat, so it is the default on Linux only.
+    thread_policy: Literal["adaptive", "fixed"] = Field(
+        default_factory=lambda: "adaptive" if sys.platform.startswith("linux") else "fixed")
     #: Memory budget for per-session KV snapshots of the embedded engine.
     kv_cache_bytes: int = 512 * 1024 * 1024
     #: Where KV state of a dataset's shared prefix is persisted across runs (None: user cache dir).
@@ -63,9 +69,13 @@ class AgentConfig(BaseModel):
     #: Queries sampled for a question before any plan (the first greedy); 0 or 1 turns voting off.
     candidates: int = 4
     candidate_temperature: float = 0.8
-    #: When the candidates do not agree: "loop" runs Planner/Engineer/Critic (its verified answer
-    #: wins, else the best candidate stays), "none" returns the best candidate unverified at once.
-    escalate: Literal["loop", "none"] = "loop"
+    #: When the candidates do not agree: "repair" asks the Engineer once to fix the failed ones
+    #: (their query and error in the prompt) and votes again; "loop" runs Planner/Engineer/Critic
+    #: (its verified answer wins); "none" returns the best candidate unverified at once. In every
+    #: mode the voted candidate is the fallback.
+    escalate: Literal["repair", "loop", "none"] = "repair"
+    #: Failed candidates the "repair" escalation sends back (one forked call each).
+    repair_candidates: int = 2
 
 
 class Config(BaseModel):

@@ -27,7 +27,7 @@ from .agents.executor import ExecutorAgent
 from .agents.planner import PlannerAgent, Step
 from .agents.repairs import repair_sql
 from .agents.selection import Candidate, Selection, candidate_summary, select
-from .agents.user import UserAgent
+from .agents.user import UserAgent, missing_concept
 from .agents.values import answer_sentence, extract_values, fallback_sentence
 from .answer import Answer, LLMCall, Provenance
 from .blackboard import Blackboard, Entry
@@ -143,12 +143,26 @@ class Orchestrator:
         cfg = self.config.agents
         mode = "plan"
         try:
+            if ctx.doubtful:
+                # No word of the question names a table or column: one greedy attempt first. When
+                # it needed a column for a word of the question that the tables lack ("weather"),
+                # the tables cannot answer it: two model calls, not a whole loop.
+                first = await self._vote(run, 1)
+                failed = first.failed[0].result if first.failed else None
+                lacking = missing_concept(ctx.question, failed.error or "", self.user.vocabulary) \
+                    if failed is not None and not failed.ok else None
+                if lacking is not None:
+                    text = f'The tables cannot answer this question: they have nothing on "{lacking}".'
+                    ctx.board.add("answer", "system", text, round=ctx.round, data={"unanswerable": True})
+                    return Answer(question=ctx.question, answer=text, unanswerable=True, verified=False)
             if cfg.candidates > 1:
                 selection = await self._vote(run, cfg.candidates)
+                if not selection.agreed and cfg.escalate == "repair":
+                    selection = await self._repair_vote(run, selection)
                 if selection.agreed:
                     run.best = run.voted
                     return self._compose(run, verified=True, note="")
-                if cfg.escalate == "none":
+                if cfg.escalate != "loop":
                     raise _BudgetSpent
             for rnd in range(1, cfg.max_rounds + 1):
                 ctx.round = rnd
@@ -216,6 +230,11 @@ class Orchestrator:
                 seen[key] = await self._run_fixing(run, step, code)
             final_code, result = seen[key]
             candidates.append(Candidate(i, final_code, result))
+        return self._select(run, candidates)
+
+    def _select(self, run: _Run, candidates: list[Candidate]) -> Selection:
+        """Vote over ``candidates``, post the vote on the board; the winner becomes ``run.voted``."""
+        ctx = run.ctx
         selection = select(candidates, lambda r: _check_note(self.critic, ctx.question, r))
         top = selection.chosen
         ctx.board.add("critique", "critic", _vote_text(selection), round=ctx.round,
@@ -224,9 +243,38 @@ class Orchestrator:
                             "vote": dict(candidate_summary(selection))})
         self._flush(run)
         if top is not None:
-            step = steps[top.best.index]
+            step = Step(id=f"c{top.best.index + 1}", goal=ctx.question)
             run.voted = (step, top.best.code, top.best.result, {step.id: (top.best.code, top.best.result)})
         return selection
+
+    async def _repair_vote(self, run: _Run, selection: Selection) -> Selection:
+        """No agreement: send up to ``repair_candidates`` failed candidates (an error, no rows, or a
+        result the checks reject) back to the Engineer with their query and what went wrong, in one
+        fork, run the fixes and vote again over all candidates (MAC-SQL's refiner, then selection)."""
+        ctx = run.ctx
+        cands = [c for g in selection.groups for c in g.members] + list(selection.failed)
+        broken: list[tuple[Candidate, str]] = []
+        for c in sorted(selection.failed, key=lambda c: c.index):
+            if c.code and all(c.code != b.code for b, _ in broken):
+                res = c.result
+                broken.append((c, f"{res.error_type}: {res.error}" if not res.ok else
+                               "It returned no rows; check the filter values against the samples."))
+        for g in selection.groups:
+            if not g.passes:
+                broken.append((g.best, f"Its result is wrong: {g.note}."))
+        broken = sorted(broken, key=lambda b: b[0].index)[:self.config.agents.repair_candidates]
+        if not broken:
+            return selection
+        self._check_budget(run)
+        first = len(cands)
+        steps = [Step(id=f"c{first + i + 1}", goal=ctx.question) for i in range(len(broken))]
+        codes = await self._agent(run, "engineer", "fix", self.engineer.fixes(
+            ctx, [(s, c.code, why) for s, (c, why) in zip(steps, broken)]))
+        for i, (step, code) in enumerate(zip(steps, codes)):
+            if code and code_key("sql", code) not in run.tried:
+                final_code, result = await self._run_fixing(run, step, code)
+                cands.append(Candidate(first + i, final_code, result))
+        return self._select(run, cands)
 
     async def _run_fixing(self, run: _Run, step: Step, code: str) -> tuple[str, ExecutionResult]:
         """Run ``code``; when it fails with an error that names its own fix, run the fixed query."""

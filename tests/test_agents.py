@@ -150,13 +150,22 @@ def test_prompts_are_strict_and_the_header_is_stable():
         render_prompt("critic", step_id="s1")
     header = common_header()
     assert header == common_header()
-    assert [r for r in ("USER AGENT:", "PLANNER:", "ENGINEER:", "CRITIC:") if f"- {r}" in header] == \
-        ["USER AGENT:", "PLANNER:", "ENGINEER:", "CRITIC:"]  # every role's format lives in the shared prefix
+    # The shared prefix frames the SQL writing that every question needs (the candidates' prompt is
+    # header + schema + question, like single-shot text-to-SQL); each role's reply format lives in
+    # its own tail, read only when that role is called.
+    assert "DuckDB SQL" in header and "JSON" not in header
+    assert '{"steps":' in render_prompt("planner", replan=False)
+    assert '{"verdict":' in render_prompt("critic", step_id="s1", question="q")
+    assert '"answerable"' in render_prompt("user", inquiry="q", history=[])
     tail = render_prompt("engineer", step_id="s1", goal="g", final=True, question="How many?", tables=["t"],
                          joins=[], language="sql", repair=True, revise=False, error="parse: bad")
-    assert tail.splitlines()[:3] == ["ENGINEER: write the DuckDB SQL query whose result answers the QUESTION: "
-                                     "How many?", "The last query failed: parse: bad",
+    assert tail.splitlines()[:3] == ["Question: How many?", "The last query failed: parse: bad",
                                      "Write a corrected one that avoids this error."]
+    fix = render_prompt("engineer", step_id="c1", goal="g", final=True, question="How many?", tables=[],
+                        joins=[], language="sql", repair=False, revise=False, error="ERROR: unknown column",
+                        failed="SELECT nope FROM t")
+    assert fix.splitlines()[1:6] == ["This query failed:", "```sql", "SELECT nope FROM t", "```",
+                                     "ERROR: unknown column"]
 
 
 def test_plan_validation_removes_code_goals_and_repeats():

@@ -92,9 +92,9 @@ def test_follow_up_edits_the_earlier_query_without_a_user_agent_call(workspace):
     ans = ask(eng, workspace, "And how many of them are from Oslo?", config=VOTE, history=history)
     assert [r.agent for r in calls(eng)] == ["engineer"] * 4  # no rewrite by the User agent
     tail = engineer_calls(eng)[0].segments.tail
-    assert "EARLIER QUESTION: How many customers are there?" in tail
-    assert "EARLIER SQL:\nSELECT count(*) FROM customers" in tail
-    assert tail.index("EARLIER SQL") < tail.index("QUESTION: And how many of them are from Oslo?")
+    assert "Earlier question: How many customers are there?" in tail
+    assert "Earlier query:\n```sql\nSELECT count(*) FROM customers\n```" in tail
+    assert tail.index("Earlier query") < tail.index("Question: And how many of them are from Oslo?")
     assert (ans.values, ans.verified) == ([2], True)
 
 
@@ -116,3 +116,18 @@ def test_selection_prefers_results_that_pass_the_checks_over_bigger_groups():
     assert [g.best.index for g in sel.groups] == [2, 0]
     assert not sel.agreed  # the winner has one vote only
     assert result_key(ok([[1.0000000001]])) == result_key(ok([[1]]))
+
+
+def test_repair_escalation_sends_failed_candidates_back_with_their_query_and_error(workspace):
+    bad = "SELECT nope FROM orders"
+    empty = "SELECT count(*) AS n FROM orders WHERE status = 'Delivered'"
+    eng = scripted(engineer=[sql(bad), sql(bad), sql(empty), "none", sql(COUNT), sql(COUNT)])
+    cfg = Config(agents=AgentConfig(candidates=4, escalate="repair", repair_candidates=2))
+    ans = ask(eng, workspace, "How many orders were delivered?", config=cfg)
+    assert [r.agent for r in calls(eng)] == ["engineer"] * 6  # 4 candidates, then one fork of 2 fixes
+    fixes = engineer_calls(eng)[4:]
+    assert "This query failed:\n```sql\nSELECT nope FROM orders\n```" in fixes[0].segments.tail
+    assert "the count is 0" in fixes[1].segments.tail and empty in fixes[1].segments.tail
+    assert fixes[0].segments.transcript == ""  # fixes see header + schema, not the board
+    # The two fixes agree on a result that passes the checks: verified.
+    assert (ans.values, ans.verified, ans.sql) == ([3], True, COUNT)

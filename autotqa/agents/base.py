@@ -72,6 +72,9 @@ class RunContext:
     on_call: Callable[[GenerationResult], None] | None = None
     #: A follow-up's earlier (question, SQL): the Engineer edits that query for the new question.
     followup: tuple[str, str] | None = None
+    #: No word of the question names a table or column (the User agent had to be asked): the
+    #: first attempt also tests whether the tables hold what the question is about.
+    doubtful: bool = False
 
     def segments(self, tail: str) -> PromptSegments:
         return self.prefix.model_copy(update={"transcript": self.board.render(), "tail": tail})

@@ -203,7 +203,7 @@ class EngineerAgent:
         self.columns = columns
 
     def _request(self, ctx: RunContext, step: Step, *, final: bool, mode: str,
-                 error: str = "", temperature: float | None = None) -> GenerationRequest:
+                 error: str = "", temperature: float | None = None, failed: str = "") -> GenerationRequest:
         # The final step is phrased as "answer the QUESTION" and uses the tables linked from the
         # question itself: a small model follows the tail closely, and the Planner's paraphrase and
         # table list are worse guides than the question.
@@ -213,7 +213,7 @@ class EngineerAgent:
         tail = render_prompt(
             "engineer", step_id=step.id, goal=step.goal, final=final, question=ctx.question,
             tables=tables, joins=join_hints(tables, self.columns), language=step.language,
-            repair=mode == "repair", revise=mode == "revise", error=error, followup=ctx.followup)
+            repair=mode == "repair", revise=mode == "revise", error=error, followup=ctx.followup, failed=failed)
         # Greedy decoding repeats the same failing code for a near-identical prompt: fixes sample.
         return ctx.request("engineer", tail, stop=[CODE_STOP], max_tokens=MAX_CODE_TOKENS,
                            step_id=f"{step.id}:{mode}", depends_on=step.after, priority=0,
@@ -263,6 +263,17 @@ class EngineerAgent:
                     for i, s in enumerate(steps)]
         results = await ctx.fork(requests)
         return [self._post(ctx, s, r.text, "candidate") for s, r in zip(steps, results)]
+
+    async def fixes(self, ctx: RunContext, failures: Sequence[tuple[Step, str, str]]) -> list[str]:
+        """One corrected query per (step, failed query, what went wrong), forked from the warm prefix
+        like the candidates (no board): the failed query and its error are in the tail."""
+        requests = []
+        for step, code, error in failures:
+            request = self._request(ctx, step, final=True, mode="direct", error=error, failed=code)
+            requests.append(request.model_copy(update={"segments": ctx.prefix.model_copy(
+                update={"tail": request.segments.tail}), "step_id": f"{step.id}:fix"}))
+        results = await ctx.fork(requests)
+        return [self._post(ctx, s, r.text, "fix") for (s, _, _), r in zip(failures, results)]
 
     def adopt(self, ctx: RunContext, step: Step, code: str) -> str:
         """Take a corrected query the Critic derived deterministically: no LLM call needed."""

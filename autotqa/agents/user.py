@@ -48,6 +48,26 @@ def refers_back(text: str) -> bool:
     return any(w.lower() in _REFERRING for w in _WORD.findall(text))
 
 
+def missing_concept(question: str, error: str, vocabulary: Iterable[str]) -> str | None:
+    """The question's own word that the query needed as a column or table and the tables lack
+    (no "did you mean" either): "weather" in "What will the weather be in Paris tomorrow?".
+
+    >>> missing_concept("What will the weather be in Paris?", 'unknown column "weather" in table "t"', {"city"})
+    'weather'
+    >>> missing_concept("Which town?", 'unknown column "town" — did you mean "city"?', {"city"}) is None
+    True
+    """
+    m = re.search(r'unknown (?:column|table) "([^"]+)"', error)
+    if m is None or "did you mean" in error:
+        return None
+    parts = [stem(p) for p in re.split(r"[_\W]+", m[1]) if p]
+    words = set(content_words(question))
+    vocab = set(vocabulary)
+    if parts and all(p in words and p not in vocab for p in parts):
+        return m[1]
+    return None
+
+
 def mentions_schema(text: str, vocabulary: Iterable[str]) -> bool:
     vocab = set(vocabulary)
     return any(w in vocab for w in content_words(text))
@@ -86,6 +106,7 @@ class UserAgent:
         else:
             # Either a follow-up without an earlier query, or no word of the question matches the
             # schema: the model rewrites it and says whether the tables can answer it at all.
+            ctx.doubtful = not (turns and refers_back(inquiry))
             req = ctx.request("user", render_prompt("user", inquiry=inquiry,
                                                     history=[(q, a) for q, a, _ in turns]),
                               output_model=Reformulation, max_tokens=96, step_id="user", priority=0)
