@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .agents.base import RunContext, shared_prefix
-from .agents.critic import CriticAgent, Verdict, check_result
+from .agents.critic import CriticAgent, Verdict, check_result, zero_count
 from .agents.engineer import RETRY_TEMPERATURE, EngineerAgent, code_key
 from .agents.events import (AgentFinished, AgentStarted, AnswerReady, CodeWritten, Event, ModelMistake,
                             PlanMade, QuestionPosted, StepResult, VerdictGiven)
 from .agents.executor import ExecutorAgent
 from .agents.planner import PlannerAgent, Step
-from .agents.repairs import repair_sql
+from .agents.repairs import relink_values, repair_sql
 from .agents.selection import Candidate, Selection, candidate_summary, select
 from .agents.user import UserAgent, missing_concept
 from .agents.values import answer_sentence, extract_values, fallback_sentence
@@ -291,7 +291,20 @@ class Orchestrator:
             result = await self._run_code(run, step, code)
         if not result.ok:
             run.tried[code_key("sql", code)] = f"{result.error_type}: {result.error}"
+        elif result.n_rows == 0 or zero_count(result):
+            # Nothing passed a filter: a text literal spelled unlike the data ('north america' for
+            # 'North America') is relinked to the one value it matches, looked up in the table.
+            fixed = relink_values(code, {t: list(c) for t, c in self.workspace.columns.items()}, self._lookup)
+            if fixed is not None and code_key("sql", fixed) not in run.tried:
+                relinked = await self._run_code(run, step, self.engineer.adopt(run.ctx, step, fixed))
+                if relinked.ok and relinked.n_rows > 0 and not zero_count(relinked):
+                    return fixed, relinked
         return code, result
+
+    def _lookup(self, sql: str) -> list[list[Any]] | None:
+        """A read query of the Orchestrator's own (value lookups), not the model's: not on the board."""
+        result = self.workspace.executors["sql"].run(sql)
+        return result.rows if result.ok else None
 
     async def _direct(self, run: _Run) -> None:
         """Rounds spent and nothing supported: one single-shot query from the schema alone (see

@@ -120,7 +120,7 @@ def test_selection_prefers_results_that_pass_the_checks_over_bigger_groups():
 
 def test_repair_escalation_sends_failed_candidates_back_with_their_query_and_error(workspace):
     bad = "SELECT nope FROM orders"
-    empty = "SELECT count(*) AS n FROM orders WHERE status = 'Delivered'"
+    empty = "SELECT count(*) AS n FROM orders WHERE status = 'lost'"
     eng = scripted(engineer=[sql(bad), sql(bad), sql(empty), "none", sql(COUNT), sql(COUNT)])
     cfg = Config(agents=AgentConfig(candidates=4, escalate="repair", repair_candidates=2))
     ans = ask(eng, workspace, "How many orders were delivered?", config=cfg)
@@ -131,3 +131,15 @@ def test_repair_escalation_sends_failed_candidates_back_with_their_query_and_err
     assert fixes[0].segments.transcript == ""  # fixes see header + schema, not the board
     # The two fixes agree on a result that passes the checks: verified.
     assert (ans.values, ans.verified, ans.sql) == ([3], True, COUNT)
+
+
+def test_a_filter_value_spelled_unlike_the_data_is_relinked_by_lookup(workspace):
+    cased = "SELECT count(*) AS n FROM orders WHERE status = 'Delivered'"
+    part = "SELECT count(*) AS n FROM orders WHERE status = 'deliver'"
+    eng = scripted(engineer=[sql(cased), sql(part), sql(WRONG), "none"])
+    ans = ask(eng, workspace, "How many orders were delivered?", config=VOTE)
+    assert [r.agent for r in calls(eng)] == ["engineer"] * 4  # relinked without a model call
+    relinked = COUNT.replace("count(*)", "COUNT(*)")
+    assert (ans.values, ans.verified, ans.sql) == ([3], True, relinked)
+    adopted = [e["content"] for e in ans.trace if e["kind"] == "code" and e["data"].get("mode") == "adopted"]
+    assert adopted == [relinked] * 2  # by exact value ignoring case, then by containment

@@ -95,14 +95,14 @@ def swap_id_for_label(sql: str, id_col: str, table: str, label: str) -> str | No
     return tree.sql(dialect="duckdb")
 
 
-def _zero_count(result: ExecutionResult) -> bool:
+def zero_count(result: ExecutionResult) -> bool:
     """One row, one column, 0, from a COUNT under a WHERE: no row passed the filter — as empty as an
     empty result, and usually the same cause (a filter value spelled unlike the data).
 
-    >>> _zero_count(ExecutionResult(ok=True, columns=["n"], rows=[[0]], n_rows=1,
+    >>> zero_count(ExecutionResult(ok=True, columns=["n"], rows=[[0]], n_rows=1,
     ...                             code="SELECT count(*) AS n FROM t WHERE city = 'oslo'"))
     True
-    >>> _zero_count(ExecutionResult(ok=True, columns=["n"], rows=[[0]], n_rows=1, code="SELECT count(*) AS n FROM t"))
+    >>> zero_count(ExecutionResult(ok=True, columns=["n"], rows=[[0]], n_rows=1, code="SELECT count(*) AS n FROM t"))
     False
     """
     if result.n_rows != 1 or len(result.columns) != 1 or not result.rows or result.rows[0] != [0]:
@@ -131,7 +131,7 @@ def check_result(question: str, result: ExecutionResult,
                                               "sample values (exact spelling and case) and the joins")
     if all(v is None for row in result.rows for v in row):
         return Verdict(verdict="revise", note="the result is only NULL; check the columns and filters")
-    if _zero_count(result):
+    if zero_count(result):
         # A true zero survives: it stays the best supported result, returned unverified.
         return Verdict(verdict="revise", note="the count is 0: no row passed the filter; check filter values "
                                               "against the sample values (spelling, case)")

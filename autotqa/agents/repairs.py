@@ -208,3 +208,61 @@ def repair_sql(sql: str, error: str) -> str | None:
         if fixed is not None and fixed.strip() != sql.strip():
             return fixed
     return None
+
+
+Lookup = Callable[[str], list[list[object]] | None]
+
+
+def _table_of(column: exp.Column, select: exp.Select, columns: dict[str, list[str]]) -> str | None:
+    """The catalog table a column reference reads (by its qualifier, or the one FROM table having it)."""
+    tables = [t for t in select.find_all(exp.Table) if t.name.lower() in columns]
+    if column.table:
+        hit = [t for t in tables if t.alias_or_name.lower() == column.table.lower()]
+    else:
+        hit = [t for t in tables if column.name.lower() in (c.lower() for c in columns[t.name.lower()])]
+    names = {t.name.lower() for t in hit}
+    return next(iter(names)) if len(names) == 1 else None
+
+
+def relink_values(sql: str, columns: dict[str, list[str]], lookup: Lookup) -> str | None:
+    """A filter ``col = 'text'`` that matched nothing: replace the literal by the one value of
+    ``col`` that equals it ignoring case and spaces, else the one value that contains it (value
+    linking after the fact: 'north america' -> 'North America', 'chemosvit svit' -> 'Chemosvit
+    SVIT'). ``lookup`` runs a read query and returns its rows (None on error). None when no
+    literal could be relinked to exactly one value.
+
+    >>> rows = {"north america": [["North America"]]}
+    >>> def lookup(q):
+    ...     return rows.get(q.split("'")[-2].strip("%"), [])
+    >>> relink_values("SELECT count(*) FROM t WHERE region = 'north america'", {"t": ["region"]}, lookup)
+    "SELECT COUNT(*) FROM t WHERE region = 'North America'"
+    """
+    tree = _parse(sql)
+    if tree is None:
+        return None
+    known = {t.lower(): list(cols) for t, cols in columns.items()}
+    changed = False
+    for eq in list(tree.find_all(exp.EQ)):
+        col, lit = eq.this, eq.expression
+        if isinstance(lit, exp.Column) and isinstance(col, exp.Literal):
+            col, lit = lit, col
+        if not (isinstance(col, exp.Column) and isinstance(lit, exp.Literal) and lit.is_string and lit.this.strip()):
+            continue
+        select = eq.find_ancestor(exp.Select)
+        table = _table_of(col, select, known) if select is not None else None
+        if table is None:
+            continue
+        name = next((c for c in known[table] if c.lower() == col.name.lower()), col.name)
+        ident = '"' + name.replace('"', '""') + '"'
+        text = lit.this.replace("'", "''")
+        value = None
+        for cond in (f"lower(trim(CAST({ident} AS VARCHAR))) = lower(trim('{text}'))",
+                     f"CAST({ident} AS VARCHAR) ILIKE '%{text}%'"):
+            rows = lookup(f'SELECT DISTINCT CAST({ident} AS VARCHAR) FROM "{table}" WHERE {cond} LIMIT 2')
+            if rows and len(rows) == 1 and rows[0] and rows[0][0] is not None:
+                value = str(rows[0][0])
+                break
+        if value is not None and value != lit.this:
+            lit.replace(exp.Literal.string(value))
+            changed = True
+    return tree.sql(dialect="duckdb") if changed else None
