@@ -14,6 +14,13 @@ template (``chat_template.py``: the GGUF's ``tokenizer.chat_template``; ChatML f
   to disk keyed by model sha256 + exact token ids, and a later process loads it (~ms) instead of
   prefilling it (~10 s on these CPUs) — DESIGN.md point 5.
 
+- **Forks decode together.** ``generate_batch`` evaluates the branches' shared prefix once and
+  decodes every branch in one ``llama_decode`` per step, each in its own sequence
+  (``llamacpp_batch.py``); the live state afterwards is the shared prefix in sequence 0.
+- **Threads follow the machine.** Before each request (and between decode steps) the thread
+  count is set to the cores other processes leave idle (``threads.py``), because llama.cpp's
+  spinning threads collapse when a core they wait for is taken.
+
 ``Usage.reused_tokens`` is exact: the prompt tokens that were not evaluated for this request.
 With ``session_cache=False`` nothing is reused at all (the naive baseline of the serving benchmark).
 """
@@ -21,12 +28,11 @@ With ``session_cache=False`` nothing is reused at all (the naive baseline of the
 from __future__ import annotations
 
 import asyncio
-import codecs
 import concurrent.futures
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -36,20 +42,11 @@ from ..engine import Engine
 from ..chat_template import ChatMLTemplate, ChatTemplate, prefill_text, template_for
 from ..model_store import ResolvedModel, default_cache_dir, model_sha256, resolve_model
 from ..types import FinishReason, GenerationRequest, GenerationResult, StreamChunk, Timings, Usage
+from .llamacpp_batch import TOP_K, TOP_P, MIN_P, BranchSpec, StopScanner, decode_branches, ensure_sequences
 from .llamacpp_kv import PrefixStore, SnapshotLRU, capture, common_prefix, restore
+from .threads import ThreadPolicy
 
 _DONE = object()
-
-
-def _held_back(text: str, stops: list[str]) -> int:
-    """How many trailing chars of ``text`` could still become a stop string (not safe to emit)."""
-    hold = 0
-    for s in stops:
-        for k in range(min(len(s) - 1, len(text)), hold, -1):
-            if text.endswith(s[:k]):
-                hold = k
-                break
-    return hold
 
 
 def _model_template(llm: Any) -> ChatTemplate:
@@ -66,12 +63,14 @@ class LlamaCppEngine(Engine):
 
     name: ClassVar[str] = "llamacpp"
     supports_json_schema: ClassVar[bool] = True
+    supports_batch: ClassVar[bool] = True
 
     def __init__(self, llm: Any, *, model_sha: str, session_cache: bool = True,
                  kv_cache_bytes: int = 512 * 1024 * 1024, prefix_dir: Path | None = None,
                  persist_prefix: bool = True, persist_min_tokens: int = 64,
                  prefix_dir_max_bytes: int = 2 * 1024**3, seed: int = 0,
-                 template: ChatTemplate | None = None) -> None:
+                 template: ChatTemplate | None = None, max_branches: int = 8,
+                 threads: ThreadPolicy | None = None) -> None:
         self.llm = llm
         self.template = template or ChatMLTemplate()
         self.model_sha = model_sha
@@ -86,8 +85,17 @@ class LlamaCppEngine(Engine):
         self._live_dirty = False  # live state has tokens its session's snapshot lacks
         self._grammars: dict[str, Any] = {}
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="llamacpp")
-        #: Counters for benchmarks and tests: snapshot saves/restores and disk prefix loads/saves.
-        self.stats = {"snapshots_saved": 0, "snapshots_restored": 0, "disk_loads": 0, "disk_saves": 0}
+        #: Counters for benchmarks and tests: snapshot saves/restores, disk prefix loads/saves,
+        #: ``llama_decode`` calls of forked branches and how many of them carried 2+ branches,
+        #: forks decoded together / one after another, and the thread count last set.
+        self.stats = {"snapshots_saved": 0, "snapshots_restored": 0, "disk_loads": 0, "disk_saves": 0,
+                      "decode_calls": 0, "batched_steps": 0, "forks_batched": 0, "forks_serial": 0,
+                      "threads": int(llm.context_params.n_threads)}
+        # Branch k runs in sequence k (sequence 0 holds the shared prefix).
+        self.max_branches = max_branches if max_branches > 1 and ensure_sequences(llm, max_branches + 1) else 1
+        self.threads = threads
+        if threads is not None:
+            threads.threads()  # first look now, so the first request already sees an interval
 
     @classmethod
     def from_config(cls, cfg: EngineConfig, *, session_cache: bool = True, **options: Any) -> LlamaCppEngine:
@@ -112,6 +120,7 @@ class LlamaCppEngine(Engine):
         except (ValueError, RuntimeError, OSError) as exc:
             raise EngineError(f"llama.cpp could not load the model {resolved.display}: {exc}") from exc
         prefix_dir = Path(cfg.prefix_cache_dir) if cfg.prefix_cache_dir else default_cache_dir() / "prefix-kv"
+        options.setdefault("threads", ThreadPolicy(cfg.n_threads, adaptive=cfg.thread_policy == "adaptive"))
         return cls(llm, model_sha=model_sha256(resolved), session_cache=session_cache,
                    kv_cache_bytes=cfg.kv_cache_bytes, prefix_dir=prefix_dir,
                    persist_prefix=cfg.persist_prefix, seed=cfg.seed, template=_model_template(llm), **options)
@@ -128,6 +137,17 @@ class LlamaCppEngine(Engine):
 
             self._grammars[key] = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
         return self._grammars[key]
+
+    def _apply_threads(self) -> None:
+        """Follow the thread policy (idle cores now); llama.cpp takes a new count between decodes."""
+        if self.threads is None:
+            return
+        n = self.threads.threads()
+        if n != self.stats["threads"]:
+            import llama_cpp
+
+            llama_cpp.llama_set_n_threads(self.llm.ctx, n, n)
+            self.stats["threads"] = n
 
     def _live_tokens(self) -> list[int]:
         return self.llm.input_ids[: self.llm.n_tokens].tolist()
@@ -205,8 +225,6 @@ class LlamaCppEngine(Engine):
 
     def _generate(self, request: GenerationRequest, t0: float, emit: Callable[[str], None],
                   cancel: threading.Event) -> GenerationResult:
-        import llama_cpp
-
         tokens = self._tokenize(self.template.render(request.segments))
         n_ctx = self.llm.n_ctx()
         if len(tokens) >= n_ctx:
@@ -222,46 +240,87 @@ class LlamaCppEngine(Engine):
             return self._result(request, "", "length", Usage(prompt_tokens=len(tokens), reused_tokens=keep),
                                 Timings(ttft_s=total, total_s=total))
         schema = request.schema_dict()
-        gen = self.llm.generate(tokens[start:], temp=max(0.0, request.temperature), top_k=40, top_p=0.95,
-                                min_p=0.05, repeat_penalty=1.0, reset=False,
+        gen = self.llm.generate(tokens[start:], temp=max(0.0, request.temperature), top_k=TOP_K, top_p=TOP_P,
+                                min_p=MIN_P, repeat_penalty=1.0, reset=False,
                                 grammar=self._grammar(schema) if schema is not None else None)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        text, emitted, n_out, ttft = "", 0, 0, 0.0
+        scanner = StopScanner(self.llm, request.stop, max_new, emit)
         finish: FinishReason = "length"
-        cut = -1
-        vocab = self.llm._model.vocab
+        ttft = 0.0
         try:
             for token in gen:
-                if n_out == 0:
-                    ttft = time.perf_counter() - t0
-                if llama_cpp.llama_vocab_is_eog(vocab, token):
-                    finish = "stop"
+                ttft = ttft or time.perf_counter() - t0
+                done = scanner.feed(token)
+                if done is not None:
+                    finish = done
                     break
-                n_out += 1
-                text += decoder.decode(self.llm.detokenize([token]))
-                cut = min((i for i in (text.find(s) for s in request.stop if s) if i >= 0), default=-1)
-                if cut >= 0:
-                    text, finish = text[:cut], "stop"
-                    break
-                safe = len(text) - _held_back(text, request.stop)
-                if safe > emitted:
-                    emit(text[emitted:safe])
-                    emitted = safe
                 if cancel.is_set():
                     finish = "cancelled"
                     break
-                if n_out >= max_new:
-                    break
+                self._apply_threads()
         finally:
             gen.close()
-        if cut < 0:  # flush a multi-byte character cut by the token limit (as U+FFFD)
-            text += decoder.decode(b"", final=True)
-        if len(text) > emitted:
-            emit(text[emitted:])
+        text = scanner.close()
         total = time.perf_counter() - t0
         return self._result(request, text, finish,
-                            Usage(prompt_tokens=len(tokens), reused_tokens=keep, completion_tokens=n_out),
+                            Usage(prompt_tokens=len(tokens), reused_tokens=keep,
+                                  completion_tokens=scanner.n_out),
                             Timings(ttft_s=ttft or total, total_s=total))
+
+    def _branch_plan(self, requests: list[GenerationRequest]) -> tuple[list[list[int]], int, list[int]] | None:
+        """(prompts, shared prefix length, new tokens each) to decode together, or None: one by one.
+
+        One by one: a single request, structured output (grammar), another session's request, more
+        branches than sequences, or a context that cannot hold the prefix plus every branch.
+        """
+        if (not 2 <= len(requests) <= self.max_branches or len({r.session_id for r in requests}) > 1
+                or any(r.prefill_only or r.schema_dict() is not None for r in requests)):
+            return None
+        prompts = [self._tokenize(self.template.render(r.segments)) for r in requests]
+        n_ctx = self.llm.n_ctx()
+        # Each branch evaluates at least its last prompt token itself: its own first logits.
+        shared = min(min(common_prefix(prompts[0], p) for p in prompts[1:]), min(map(len, prompts)) - 1)
+        max_new = [min(r.max_tokens, n_ctx - len(p)) for r, p in zip(requests, prompts)]
+        if min(max_new) <= 0 or shared + sum(len(p) - shared + m for p, m in zip(prompts, max_new)) > n_ctx:
+            return None
+        return prompts, shared, max_new
+
+    def _generate_batch(self, requests: list[GenerationRequest], t0: float,
+                        cancel: threading.Event) -> list[GenerationResult]:
+        self._apply_threads()
+        plan = self._branch_plan(requests)
+        if plan is None:
+            self.stats["forks_serial"] += 1
+            return [self._generate(r, time.perf_counter(), lambda _s: None, cancel) for r in requests]
+        prompts, shared, max_new = plan
+        first = requests[0]
+        prefix = prompts[0][:shared]
+        keep, to_persist = self._prepare(first.session_id, prefix, first.segments, min_eval=0)
+        done = self._evaluate_prefix(prefix, keep, to_persist, min_eval=0)
+        if done < shared:
+            self.llm.eval(prefix[done:])
+        self.llm._ctx.kv_cache_seq_rm(0, shared, -1)  # live cells past the prefix are stale now
+        self.llm.n_tokens = shared
+        self._live_dirty = True
+        specs = [BranchSpec(tuple(p), r.temperature, tuple(r.stop), m, self.seed + i)
+                 for i, (r, p, m) in enumerate(zip(requests, prompts, max_new))]
+        outs = decode_branches(self.llm, specs, shared, t0, cancel, self.stats, self._apply_threads)
+        self.stats["forks_batched"] += 1
+        # The prefix was computed once: every branch after the first reused it.
+        return [self._result(r, o.text, o.finish,
+                             Usage(prompt_tokens=len(p), reused_tokens=keep if i == 0 else shared,
+                                   completion_tokens=o.completion_tokens),
+                             Timings(ttft_s=o.ttft_s, total_s=o.total_s))
+                for i, (r, p, o) in enumerate(zip(requests, prompts, outs))]
+
+    def _guarded(self, work: Callable[[], Any]) -> Any:
+        """Run a job on the worker; a failure that is not ours leaves a context we cannot trust."""
+        try:
+            return work()
+        except BaseException as exc:
+            if not isinstance(exc, EngineError):  # (ours leave the state consistent)
+                self.llm.reset()
+                self._live_session, self._live_dirty = None, False
+            raise
 
     @staticmethod
     def _result(request: GenerationRequest, text: str, finish: FinishReason, usage: Usage,
@@ -290,16 +349,13 @@ class LlamaCppEngine(Engine):
                 put(_DONE)
                 return
             try:
-                if request.prefill_only:
-                    result = self._prefill(request, t0)
-                else:
-                    result = self._generate(request, t0, lambda s: put(StreamChunk(text=s)), cancel)
+                self._apply_threads()
+                result = self._guarded(
+                    (lambda: self._prefill(request, t0)) if request.prefill_only
+                    else lambda: self._generate(request, t0, lambda s: put(StreamChunk(text=s)), cancel))
                 result.timings.queued_s = t0 - queued_at
                 put(StreamChunk(result=result))
             except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
-                if not isinstance(exc, EngineError):  # (ours are raised before the state changes)
-                    self.llm.reset()  # the context may be half-written: trust nothing live
-                    self._live_session, self._live_dirty = None, False
                 put(exc)
             finally:
                 put(_DONE)
@@ -314,6 +370,28 @@ class LlamaCppEngine(Engine):
                 yield item
         finally:
             cancel.set()  # a consumer that stops early ends the decode at the next token
+
+    async def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """Forked branches decoded together (``llamacpp_batch.py``); one by one where they cannot be."""
+        requests = list(requests)
+        cancel = threading.Event()
+        queued_at = time.perf_counter()
+
+        def job() -> list[GenerationResult]:
+            t0 = time.perf_counter()
+            results = self._guarded(lambda: self._generate_batch(requests, t0, cancel))
+            for r in results:
+                r.timings.queued_s = t0 - queued_at
+            return results
+
+        try:
+            return await asyncio.wrap_future(self._pool.submit(job))
+        except (EngineError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            raise EngineError(f"llama.cpp failed on a fork of {len(requests)} requests: {exc!r}") from exc
+        finally:
+            cancel.set()  # a caller that gave up ends the decode at the next step
 
     def end_session(self, session_id: str) -> None:
         """Drop a session's snapshot; queued on the worker so it never races a running job."""
