@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import CLASSES, classify_run
 from .harness import read_spec
 from .results import ResultRecord, read_records
 
@@ -115,6 +116,35 @@ def _category_table(runs: dict[str, list[ResultRecord]], official: bool) -> list
     return lines
 
 
+def right_only(runs: dict[str, list[ResultRecord]]) -> dict[str, int]:
+    """Per strategy: questions it got right and every other strategy got wrong (shared questions only).
+
+    >>> r = lambda i, s, ok: ResultRecord(id=i, strategy=s, dataset="wtq", question="?", correct=ok)
+    >>> right_only({"a": [r("1", "a", True), r("2", "a", True), r("3", "a", True)],
+    ...             "b": [r("1", "b", False), r("2", "b", True)]})
+    {'a': 1, 'b': 0}
+    """
+    right = {name: {r.id for r in recs if r.correct} for name, recs in runs.items()}
+    common = set.intersection(*({r.id for r in recs} for recs in runs.values())) if runs else set()
+    return {name: len({i for i in right[name] & common
+                       if not any(i in ids for other, ids in right.items() if other != name)})
+            for name in runs}
+
+
+def _error_table(runs: dict[str, list[ResultRecord]], classes: dict[str, dict[str, str]]) -> list[str]:
+    names = list(runs)
+    lines = ["| class | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for cls in CLASSES:
+        lines.append(f"| {cls} | " + " | ".join(
+            str(sum(c == cls for c in classes.get(n, {}).values())) for n in names) + " |")
+    lines.append("| wrong, all classes | " + " | ".join(
+        str(sum(not r.correct for r in runs[n])) for n in names) + " |")
+    if len(names) > 1:
+        only = right_only(runs)
+        lines.append("| right only by this strategy | " + " | ".join(str(only[n]) for n in names) + " |")
+    return lines
+
+
 def metric_differences(records: Sequence[ResultRecord]) -> str:
     """One line: questions right on one Spider metric and wrong on the other, and why.
 
@@ -140,8 +170,13 @@ def metric_differences(records: Sequence[ResultRecord]) -> str:
 
 
 def render_markdown(runs: dict[str, list[ResultRecord]], *, plot_name: str | None = None,
-                    run_description: str | None = None) -> str:
-    """The report text for the given records (strategy name -> records)."""
+                    run_description: str | None = None,
+                    error_classes: dict[str, dict[str, str]] | None = None) -> str:
+    """The report text for the given records (strategy name -> records).
+
+    ``error_classes`` (strategy -> id -> class, see ``errors.py``) come from the records and their
+    traces; without them the classes are derived from the records alone.
+    """
     datasets = sorted({r.dataset for recs in runs.values() for r in recs})
     out = ["# autotqa evaluation report", ""]
     if run_description:
@@ -168,6 +203,12 @@ def render_markdown(runs: dict[str, list[ResultRecord]], *, plot_name: str | Non
     cats = _category_table(runs, official)
     if cats:
         out += ["", "## By category", ""] + cats
+    classes = error_classes if error_classes is not None else classify_run(None, runs)
+    out += ["", "## Why answers were wrong", "",
+            "One class per wrong answer, the first that applies in this order (see "
+            "`autotqa/evaluation/errors.py`); right only by this strategy counts the questions every "
+            "strategy answered.", ""]
+    out += _error_table(runs, classes)
     if official:
         out += ["", "## Where the two metrics differ", ""]
         out += [f"- {name}: {metric_differences(recs)}" for name, recs in runs.items()]
@@ -220,6 +261,7 @@ def write_report(out_dir: str | Path, *, target: str | Path | None = None, plot:
         except ImportError:  # no matplotlib: a finished run still gets its report, without the plot
             plot_name = None
     spec = read_spec(out_dir)
-    text = render_markdown(runs, plot_name=plot_name, run_description=spec.describe() if spec else None)
+    text = render_markdown(runs, plot_name=plot_name, run_description=spec.describe() if spec else None,
+                           error_classes=classify_run(out_dir, runs))
     target.write_text(text, encoding="utf-8")
     return target
