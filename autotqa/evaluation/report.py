@@ -204,10 +204,11 @@ def render_markdown(runs: dict[str, list[ResultRecord]], *, plot_name: str | Non
     if cats:
         out += ["", "## By category", ""] + cats
     classes = error_classes if error_classes is not None else classify_run(None, runs)
+    note = ("; right only by this strategy counts, of the questions every strategy answered, those "
+            "all others got wrong" if len(runs) > 1 else "")
     out += ["", "## Why answers were wrong", "",
-            "One class per wrong answer, the first that applies in this order (see "
-            "`autotqa/evaluation/errors.py`); right only by this strategy counts the questions every "
-            "strategy answered.", ""]
+            f"One class per wrong answer, the first that applies in this order (see "
+            f"`autotqa/evaluation/errors.py`){note}.", ""]
     out += _error_table(runs, classes)
     if official:
         out += ["", "## Where the two metrics differ", ""]
