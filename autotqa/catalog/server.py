@@ -99,7 +99,7 @@ class ServerCatalog:
             table = self.table_clause(safe, columns=[c.name for c in columns])
             estimate = estimates.get(name)
             n_rows = count_rows(conn, table, estimate if estimate is not None and estimate >= 0 else None)
-            self.tables[safe] = TableInfo(name=safe, display_name=name, source=self.target.display,
+            self.tables[safe] = TableInfo(name=safe, display_name=name, source=self.target.place,
                                           columns=columns, n_rows=n_rows)
             if len(pk) == 1:  # a composite key names no single key column
                 self._declared_pk[safe] = pk

@@ -83,6 +83,12 @@ class ServerTarget:
                         f"&schema={self.schema}" if self.schema else "")
 
     @property
+    def place(self) -> str:
+        """Where tables come from, as the schema block says it: ``database`` or ``database.schema``
+        (no host: the same data on another server renders to the same bytes)."""
+        return f"{self.url.database}.{self.schema}" if self.schema else str(self.url.database)
+
+    @property
     def sqlglot_dialect(self) -> str:
         return SQLGLOT_DIALECT[self.dialect]
 

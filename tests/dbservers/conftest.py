@@ -12,7 +12,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -111,28 +111,30 @@ def server_folder(prefix: str) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[Server]:
-    _need(postgres_bin(), "PostgreSQL (initdb/pg_ctl)")
-    with server_folder("pg") as folder:
-        server = start_postgres(folder / "pg")
+@contextlib.contextmanager
+def running(what: str, found: object, start: Callable[[Path], Server], seed: Callable[[Server], None]
+            ) -> Iterator[Server]:
+    """A seeded server in a folder of its own, stopped and removed afterwards."""
+    _need(found, what)
+    with server_folder(what.split()[0].lower()) as folder:
+        server = start(folder / "server")
         try:
-            _seed_postgres(server)
+            seed(server)
             yield server
         finally:
             server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Server]:
+    with running("PostgreSQL (initdb/pg_ctl)", postgres_bin(), start_postgres, _seed_postgres) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
 def maria_server() -> Iterator[Server]:
-    _need(mariadb_bin(), "MariaDB (mariadbd/mariadb-install-db)")
-    with server_folder("maria") as folder:
-        server = start_mariadb(folder / "maria")
-        try:
-            _seed_mariadb(server)
-            yield server
-        finally:
-            server.stop()
+    with running("MariaDB (mariadbd/mariadb-install-db)", mariadb_bin(), start_mariadb, _seed_mariadb) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -155,11 +157,5 @@ def shop_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture()
 def scratch_pg() -> Iterator[Server]:
     """A PostgreSQL server of this test's own, which the test may stop and start again."""
-    _need(postgres_bin(), "PostgreSQL (initdb/pg_ctl)")
-    with server_folder("pg-scratch") as folder:
-        server = start_postgres(folder / "pg")
-        try:
-            _seed_postgres(server)
-            yield server
-        finally:
-            server.stop()
+    with running("PostgreSQL (initdb/pg_ctl)", postgres_bin(), start_postgres, _seed_postgres) as server:
+        yield server
