@@ -8,10 +8,10 @@ from autotqa.serving.metrics import CallRecord, MetricsRecorder, percentile
 
 
 def call(rid: str, program: str, session: str, agent: str, prompt: int, reused: int, completion: int,
-         total: float, queued: float = 0.0, warmup: bool = False) -> CallRecord:
+         total: float, queued: float = 0.0, warmup: bool = False, ttft: float = 0.0) -> CallRecord:
     return CallRecord(request_id=rid, program_id=program, session_id=session, agent=agent,
                       prompt_tokens=prompt, reused_tokens=reused, completion_tokens=completion,
-                      total_s=total, queued_s=queued, warmup=warmup,
+                      total_s=total, queued_s=queued, warmup=warmup, ttft_s=ttft,
                       finish_reason="prefill" if warmup else "stop")
 
 
@@ -19,9 +19,9 @@ def recorder() -> MetricsRecorder:
     m = MetricsRecorder()
     m.program_opened("a/p1", "a", 10.0)
     m.record(call("w", "a/p1", "a", "warmup", 1000, 0, 0, 8.0, warmup=True))
-    m.record(call("1", "a/p1", "a", "planner", 1100, 1000, 40, 2.0, queued=1.0))
-    m.record(call("2", "a/p1", "a", "engineer", 1250, 1150, 40, 2.5))
-    m.record(call("3", "a/p1", "a", "engineer", 1400, 1300, 30, 2.5))
+    m.record(call("1", "a/p1", "a", "planner", 1100, 1000, 40, 2.0, queued=1.0, ttft=0.5))
+    m.record(call("2", "a/p1", "a", "engineer", 1250, 1150, 40, 2.5, ttft=0.25))
+    m.record(call("3", "a/p1", "a", "engineer", 1400, 1300, 30, 2.5, ttft=1.0))
     m.program_closed("a/p1", 25.0)
     m.record(call("4", "b/p2", "b", "planner", 900, 0, 20, 9.0, queued=3.0))
     m.add_non_llm("a", 0.75, "sql", program_id="a/p1")
@@ -40,6 +40,12 @@ def test_program_summary_is_exact() -> None:
     assert s["by_agent"]["engineer"]["computed_tokens"] == 200
     assert s["by_agent"]["engineer"]["llm_calls"] == 2
     assert set(s["by_agent"]) == {"planner", "engineer"}  # the warm-up is not an agent call
+    assert (s["ttft_median_s"], s["by_agent"]["engineer"]["ttft_median_s"]) == (0.5, 0.625)
+    # The session's warm-ups, also one outside any question's program (at session open).
+    assert (s["session_warmup_tokens"], s["session_warmup_s"]) == (1000, 8.0)
+    m = recorder()
+    m.record(call("w0", "a/warm", "a", "warmup", 500, 0, 0, 4.0, warmup=True))
+    assert (m.summary("a/p1")["session_warmup_tokens"], m.summary("a/p1")["session_warmup_s"]) == (1500, 12.0)
 
 
 def test_session_and_global_summaries() -> None:

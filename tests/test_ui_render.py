@@ -62,13 +62,16 @@ def test_result_table_caps_rows_and_says_how_many() -> None:
 
 def test_metrics_table_rows_per_agent_and_total() -> None:
     metrics = {"llm_calls": 2, "prompt_tokens": 300, "reused_tokens": 200, "completion_tokens": 20,
-               "llm_s": 1.5, "reuse_ratio": 0.6667,
+               "llm_s": 1.5, "ttft_median_s": 0.25, "reuse_ratio": 0.6667, "session_warmup_tokens": 1234,
+               "session_warmup_s": 9.5,
                "by_agent": {"planner": {"calls": 1, "prompt_tokens": 100, "reused_tokens": 50,
-                                        "completion_tokens": 12, "llm_s": 0.5}}}
+                                        "completion_tokens": 12, "llm_s": 0.5, "ttft_median_s": 0.125}}}
     rows = {ln.split()[0]: ln.split()[1:] for ln in text_of(metrics_table(metrics)).splitlines()
             if ln.strip().startswith(("planner", "total"))}
-    assert rows == {"planner": ["1", "100", "50", "12", "0.50"], "total": ["2", "300", "200", "20", "1.50"]}
-    assert "67% of prompt tokens reused" in text_of(metrics_table(metrics))
+    assert rows == {"planner": ["1", "100", "50", "12", "0.50", "0.12"],
+                    "total": ["2", "300", "200", "20", "1.50", "0.25"]}
+    caption = " ".join(text_of(metrics_table(metrics)).split())
+    assert "67% of prompt tokens reused; session warm-up 1,234 tokens in 9.50 s" in caption
 
 
 def test_trace_table_shortens_long_entries() -> None:

@@ -97,6 +97,7 @@ def _token_totals(calls: Iterable[CallRecord]) -> dict[str, Any]:
         "llm_calls": len(real),
         "llm_s": round(sum(c.total_s for c in real), 6),
         "queued_s": round(sum(c.queued_s for c in real), 6),
+        "ttft_median_s": round(statistics.median(c.ttft_s for c in real), 6) if real else 0.0,
     }
 
 
@@ -151,8 +152,9 @@ class MetricsRecorder:
         """Totals for a program id or a session id (program ids are tried first); None: everything.
 
         Keys: prompt_tokens, reused_tokens, computed_tokens, completion_tokens, reuse_ratio,
-        llm_calls, llm_s, queued_s, non_llm_s, non_llm_by_label, warmup_tokens, warmup_s,
-        by_agent{agent: token/time totals}, and wall_s when the program was opened and closed.
+        llm_calls, llm_s, queued_s, ttft_median_s, non_llm_s, non_llm_by_label, warmup_tokens,
+        warmup_s, by_agent{agent: token/time totals}; for a program also session_warmup_tokens and
+        session_warmup_s (its session's warm-ups), and wall_s when it was opened and closed.
         """
         calls, spans, scope = self._select(key)
         out = _token_totals(calls)
@@ -173,6 +175,12 @@ class MetricsRecorder:
             span = self._programs.get(key)
             if span is not None and span.closed_at is not None:
                 out["wall_s"] = round(span.closed_at - span.opened_at, 6)
+            # The session's warm-ups (mostly the one at open, before any question): what the
+            # question did not have to compute, and what opening the session cost.
+            sid = span.session_id if span is not None else calls[0].session_id if calls else None
+            session_warm = [c for c in self.calls if c.warmup and c.session_id == sid]
+            out["session_warmup_tokens"] = sum(c.computed_tokens for c in session_warm)
+            out["session_warmup_s"] = round(sum(c.total_s for c in session_warm), 6)
         return out
 
     def by_session(self) -> dict[str, dict[str, Any]]:

@@ -145,9 +145,9 @@ def render_answer(answer: Answer, *, max_rows: int = DEFAULT_MAX_ROWS, show_plan
 def metrics_table(metrics: Mapping[str, Any]) -> Table:
     """Per-agent token and time figures (``/metrics`` in chat), with a total row."""
     table = Table(box=box.SIMPLE_HEAD, title="LLM use", title_justify="left")
-    cols = ("llm_calls", "prompt_tokens", "reused_tokens", "completion_tokens", "llm_s")
+    cols = ("llm_calls", "prompt_tokens", "reused_tokens", "completion_tokens", "llm_s", "ttft_median_s")
     table.add_column("agent")
-    for header in ("calls", "prompt", "reused", "generated", "LLM s"):
+    for header in ("calls", "prompt", "reused", "generated", "LLM s", "TTFT s"):
         table.add_column(header, justify="right")
     by_agent = metrics.get("by_agent") or {}
     for agent, figures in by_agent.items():
@@ -156,8 +156,12 @@ def metrics_table(metrics: Mapping[str, Any]) -> Table:
             table.add_row(str(agent), _num(calls), *(_num(figures.get(c)) for c in cols[1:]))
     table.add_row(Text("total", style="bold"), *(_num(metrics.get(c)) for c in cols))
     ratio = metrics.get("reuse_ratio")
-    if ratio is not None:
-        table.caption = f"{float(ratio):.0%} of prompt tokens reused"
+    notes = [f"{float(ratio):.0%} of prompt tokens reused"] if ratio is not None else []
+    if metrics.get("session_warmup_tokens"):  # computed when the session opened, before the question
+        notes.append(f"session warm-up {int(metrics['session_warmup_tokens']):,} tokens in "
+                     f"{float(metrics.get('session_warmup_s') or 0):.2f} s")
+    if notes:
+        table.caption = "; ".join(notes) + " (TTFT: median time to first token)"
         table.caption_justify = "left"
     return table
 
