@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -107,6 +109,40 @@ def model_path() -> Path:
         pytest.skip(f"packaged model unavailable: {exc}")
     assert resolved.path is not None
     return resolved.path
+
+
+#: llama.cpp threads of the real-model fixtures (AUTOTQA_ENGINE__N_THREADS, default 2).
+THREADS = int(os.environ.get("AUTOTQA_ENGINE__N_THREADS", "2"))
+
+
+@pytest.fixture(scope="module")
+def llm(model_path: Path) -> Iterator[Any]:
+    """The packaged 0.5B loaded once per module that imports this fixture."""
+    import llama_cpp
+
+    obj = llama_cpp.Llama(model_path=str(model_path), n_ctx=2048, n_batch=512, n_threads=THREADS,
+                          n_threads_batch=THREADS, logits_all=False, verbose=False, seed=0)
+    yield obj
+    obj.close()
+
+
+@pytest.fixture
+def make_engine(llm: Any) -> Iterator[Any]:
+    """Fresh engines over the shared weights: the context is reset, caches start empty."""
+    from autotqa.serving.engines.llamacpp import LlamaCppEngine
+
+    made = []
+
+    def make(**kw: Any) -> LlamaCppEngine:
+        llm.reset()
+        kw.setdefault("prefix_dir", None)
+        eng = LlamaCppEngine(llm, model_sha="test-model-sha", **kw)
+        made.append(eng)
+        return eng
+
+    yield make
+    for eng in made:
+        eng._pool.shutdown(wait=True)
 
 
 class EngineConformance:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_suite import COUNT_TAIL, SCHEMA, Answer, collect, model_path, run, segments  # noqa: F401
+from engine_suite import COUNT_TAIL, SCHEMA, Answer, collect, llm, make_engine, model_path, run, segments  # noqa: F401
 
 from autotqa.config import EngineConfig
 from autotqa.errors import EngineError
@@ -38,35 +37,6 @@ def test_unloadable_model_file_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_bytes(b"not a gguf file at all")
     with pytest.raises(EngineError, match=f"llama.cpp could not load the model {bad}"):
         LlamaCppEngine.from_config(EngineConfig(model=str(bad), prefix_cache_dir=str(tmp_path / "kv")))
-
-
-@pytest.fixture(scope="module")
-def llm(model_path: Path) -> Iterator[Any]:
-    import llama_cpp
-
-    obj = llama_cpp.Llama(model_path=str(model_path), n_ctx=2048, n_batch=512, n_threads=2,
-                          n_threads_batch=2, logits_all=False, verbose=False, seed=0)
-    yield obj
-    obj.close()
-
-
-@pytest.fixture
-def make_engine(llm: Any, tmp_path: Path) -> Iterator[Any]:
-    """Fresh engines over the shared weights: the context is reset, caches start empty."""
-    from autotqa.serving.engines.llamacpp import LlamaCppEngine
-
-    made = []
-
-    def make(**kw: Any) -> LlamaCppEngine:
-        llm.reset()
-        kw.setdefault("prefix_dir", None)
-        eng = LlamaCppEngine(llm, model_sha="test-model-sha", **kw)
-        made.append(eng)
-        return eng
-
-    yield make
-    for eng in made:
-        eng._pool.shutdown(wait=True)
 
 
 def _tok(llm: Any, text: str) -> list[int]:

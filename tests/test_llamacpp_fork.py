@@ -5,13 +5,10 @@ llama.cpp. Threads: AUTOTQA_ENGINE__N_THREADS (default 2), generations <= 40 tok
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_suite import COUNT_TAIL, model_path, run, segments  # noqa: F401
+from engine_suite import COUNT_TAIL, THREADS, llm, make_engine, model_path, run, segments  # noqa: F401
 
 from autotqa.serving.chat_template import ChatMLTemplate, prefill_text
 from autotqa.serving.client import LLMClient
@@ -21,34 +18,6 @@ from autotqa.serving.layout import render_chatml, shared_prefix_text
 from autotqa.serving.types import GenerationRequest
 
 SQL_TAIL = "Write one DuckDB SQL query that counts the orders. Reply with a ```sql code block only."
-THREADS = int(os.environ.get("AUTOTQA_ENGINE__N_THREADS", "2"))
-
-
-@pytest.fixture(scope="module")
-def llm(model_path: Path) -> Iterator[Any]:  # noqa: F811
-    import llama_cpp
-
-    obj = llama_cpp.Llama(model_path=str(model_path), n_ctx=2048, n_batch=512, n_threads=THREADS,
-                          n_threads_batch=THREADS, logits_all=False, verbose=False, seed=0)
-    yield obj
-    obj.close()
-
-
-@pytest.fixture
-def make_engine(llm: Any) -> Iterator[Any]:
-    from autotqa.serving.engines.llamacpp import LlamaCppEngine
-
-    made = []
-
-    def make(**kw: Any) -> LlamaCppEngine:
-        llm.reset()
-        eng = LlamaCppEngine(llm, model_sha="test-model-sha", prefix_dir=None, **kw)
-        made.append(eng)
-        return eng
-
-    yield make
-    for eng in made:
-        eng._pool.shutdown(wait=True)
 
 
 def _tok(llm: Any, text: str) -> list[int]:
