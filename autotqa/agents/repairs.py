@@ -103,8 +103,10 @@ def any_value_beside_group_by(sql: str, column: str) -> str | None:
 def cast_text_aggregate(sql: str, function: str) -> str | None:
     """``SUM``/``AVG`` over a column of numbers stored as text: cast it (non-numbers become NULL).
 
+    Thousands separators are dropped first: people publish "1,582", and a plain cast makes it NULL.
+
     >>> cast_text_aggregate("SELECT sum(votes) FROM t", "sum")
-    'SELECT SUM(TRY_CAST(votes AS DOUBLE)) FROM t'
+    "SELECT SUM(TRY_CAST(REPLACE(CAST(votes AS TEXT), ',', '') AS DOUBLE)) FROM t"
     """
     tree = _parse(sql)
     if tree is None:
@@ -114,7 +116,8 @@ def cast_text_aggregate(sql: str, function: str) -> str | None:
     for agg in tree.find_all(kind):
         arg = agg.this
         if isinstance(arg, exp.Column):
-            arg.replace(exp.TryCast(this=arg.copy(), to=exp.DataType.build("double")))
+            plain = exp.func("replace", exp.cast(arg.copy(), "text"), exp.Literal.string(","), exp.Literal.string(""))
+            arg.replace(exp.TryCast(this=plain, to=exp.DataType.build("double")))
             changed = True
     return tree.sql(dialect="duckdb") if changed else None
 
