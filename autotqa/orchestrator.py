@@ -147,7 +147,7 @@ class Orchestrator:
                 # No word of the question names a table or column: one greedy attempt first. When
                 # it needed a column for a word of the question that the tables lack ("weather"),
                 # the tables cannot answer it: two model calls, not a whole loop.
-                first = await self._vote(run, 1)
+                first: Selection | None = await self._vote(run, 1)
                 failed = first.failed[0].result if first.failed else None
                 lacking = missing_concept(ctx.question, failed.error or "", self.user.vocabulary) \
                     if failed is not None and not failed.ok else None
@@ -155,8 +155,10 @@ class Orchestrator:
                     text = f'The tables cannot answer this question: they have nothing on "{lacking}".'
                     ctx.board.add("answer", "system", text, round=ctx.round, data={"unanswerable": True})
                     return Answer(question=ctx.question, answer=text, unanswerable=True, verified=False)
+            else:
+                first = None
             if cfg.candidates > 1:
-                selection = await self._vote(run, cfg.candidates)
+                selection = await self._vote(run, cfg.candidates, first)
                 if not selection.agreed and cfg.escalate == "repair":
                     selection = await self._repair_vote(run, selection)
                 if selection.agreed:
@@ -209,19 +211,24 @@ class Orchestrator:
             run.best = run.voted
         return self._compose(run, verified=False, note="")
 
-    async def _vote(self, run: _Run, n: int) -> Selection:
-        """Sample ``config.agents.candidates`` queries for the question from the warm prefix (one
-        fork), run each once (an error that names its fix is repaired without a model call), and
-        group them by result. The winner is ``run.voted``; the caller decides whether it is agreed."""
+    async def _vote(self, run: _Run, n: int, earlier: Selection | None = None) -> Selection:
+        """Sample ``n`` queries for the question from the warm prefix (one fork; the greedy one
+        already among ``earlier``'s candidates when given), run each once (an error that names its fix
+        is repaired without a model call), and group them by result. The winner is ``run.voted``;
+        the caller decides whether it is agreed."""
         ctx = run.ctx
         cfg = self.config.agents
-        steps = [Step(id=f"c{i + 1}", goal=ctx.question) for i in range(n)]
+        kept = [c for g in earlier.groups for c in g.members] + list(earlier.failed) if earlier else []
+        steps = [Step(id=f"c{i + 1}", goal=ctx.question) for i in range(len(kept), n)]
+        if not steps:
+            return self._select(run, kept)
         self._check_budget(run)
-        codes = await self._agent(run, "engineer", "c", self.engineer.candidates(ctx, steps,
-                                                                                cfg.candidate_temperature))
-        seen: dict[tuple[str, str], tuple[str, ExecutionResult]] = {}
-        candidates = []
-        for i, (step, code) in enumerate(zip(steps, codes)):
+        codes = await self._agent(run, "engineer", "c", self.engineer.candidates(
+            ctx, steps, cfg.candidate_temperature, greedy_first=not kept))
+        seen: dict[tuple[str, str], tuple[str, ExecutionResult]] = {
+            code_key("sql", c.code): (c.code, c.result) for c in kept if c.code}
+        candidates = list(kept)
+        for i, (step, code) in enumerate(zip(steps, codes), start=len(kept)):
             if not code:
                 candidates.append(Candidate(i, "", ExecutionResult.failure("sql", "", "NoCode", "no code")))
                 continue

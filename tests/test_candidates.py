@@ -143,3 +143,21 @@ def test_a_filter_value_spelled_unlike_the_data_is_relinked_by_lookup(workspace)
     assert (ans.values, ans.verified, ans.sql) == ([3], True, relinked)
     adopted = [e["content"] for e in ans.trace if e["kind"] == "code" and e["data"].get("mode") == "adopted"]
     assert adopted == [relinked] * 2  # by exact value ignoring case, then by containment
+
+
+def test_a_question_about_something_the_tables_lack_ends_after_two_calls(workspace):
+    eng = scripted(user=['{"question": "What will the weather be in Oslo tomorrow?", "answerable": true}'],
+                   engineer=[sql("SELECT weather FROM customers WHERE city = 'Oslo'")])
+    ans = ask(eng, workspace, "What will the weather be in Oslo tomorrow?", config=VOTE)
+    assert [r.agent for r in calls(eng)] == ["user", "engineer"]
+    assert ans.unanswerable and ans.values == [] and '"weather"' in ans.answer
+
+
+def test_a_doubtful_question_that_runs_goes_on_to_the_vote_without_resampling_the_greedy_query(workspace):
+    eng = scripted(user=['{"question": "How many purchases were delivered?", "answerable": true}'],
+                   engineer=[sql(COUNT)] * 4)
+    ans = ask(eng, workspace, "How many purchases were delivered?", config=VOTE)
+    assert [r.agent for r in calls(eng)] == ["user"] + ["engineer"] * 4
+    assert [r.temperature for r in engineer_calls(eng)][0] == 0.0
+    assert all(r.temperature > 0 for r in engineer_calls(eng)[1:])  # the greedy query is not asked twice
+    assert (ans.values, ans.verified) == ([3], True)

@@ -252,14 +252,15 @@ class EngineerAgent:
         result = await ctx.generate(request)
         return self._post(ctx, step, result.text, "direct")
 
-    async def candidates(self, ctx: RunContext, steps: Sequence[Step], temperature: float) -> list[str]:
+    async def candidates(self, ctx: RunContext, steps: Sequence[Step], temperature: float, *,
+                         greedy_first: bool = True) -> list[str]:
         """One query per step for the same question, from header + schema alone (no board), forked
         from one warm prefix: the first greedy (the single-shot answer), the others sampled at
         ``temperature``. Each costs its own decode tokens and the short tail, not the schema."""
         base = self._request(ctx, steps[0], final=True, mode="direct")
         base = base.model_copy(update={"segments": ctx.prefix.model_copy(update={"tail": base.segments.tail})})
         requests = [base.model_copy(update={"request_id": new_request_id(), "step_id": f"{s.id}:candidate",
-                                            "temperature": 0.0 if i == 0 else temperature})
+                                            "temperature": 0.0 if i == 0 and greedy_first else temperature})
                     for i, s in enumerate(steps)]
         results = await ctx.fork(requests)
         return [self._post(ctx, s, r.text, "candidate") for s, r in zip(steps, results)]

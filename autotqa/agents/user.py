@@ -57,14 +57,15 @@ def missing_concept(question: str, error: str, vocabulary: Iterable[str]) -> str
     >>> missing_concept("Which town?", 'unknown column "town" — did you mean "city"?', {"city"}) is None
     True
     """
-    m = re.search(r'unknown (?:column|table) "([^"]+)"', error)
+    m = re.search(r'unknown (?:column|table) "([^"]+)"|Referenced column "([^"]+)" not found', error)
     if m is None or "did you mean" in error:
         return None
-    parts = [stem(p) for p in re.split(r"[_\W]+", m[1]) if p]
+    name = m[1] or m[2]
+    parts = [stem(p) for p in re.split(r"[_\W]+", name) if p]
     words = set(content_words(question))
     vocab = set(vocabulary)
     if parts and all(p in words and p not in vocab for p in parts):
-        return m[1]
+        return name
     return None
 
 
