@@ -48,7 +48,8 @@ def open_sources(sources: Any, limits: ExecutorConfig | None = None) -> Any:
 
 
 class ServerCatalog:
-    """Reflects the tables of ``target`` (all tables and views of its schema) on construction."""
+    """Reflects the tables of ``target`` (all tables and views of its schema, in the order they were
+    created, as a file lists its tables) on construction."""
 
     def __init__(self, target: ServerTarget) -> None:
         import sqlalchemy as sa
@@ -83,12 +84,14 @@ class ServerCatalog:
     def _reflect(self, conn: Any) -> None:
         import sqlalchemy as sa
 
-        from autotqa.catalog.server_stats import count_rows, estimated_rows, readable, reflect_table
+        from autotqa.catalog.server_stats import (count_rows, creation_order, estimated_rows, readable,
+                                                  reflect_table)
 
         insp = sa.inspect(conn)
         schema = self.target.schema
-        names = [*sorted(insp.get_table_names(schema=schema), key=str.lower),
-                 *sorted(insp.get_view_names(schema=schema), key=str.lower)]
+        order = creation_order(conn, self.target.dialect, schema)
+        names = sorted([*insp.get_table_names(schema=schema), *insp.get_view_names(schema=schema)],
+                       key=lambda n: (order.get(n, len(order)), n.lower()))
         names = readable(conn, self.target.dialect, schema, names)
         estimates = estimated_rows(conn, self.target.dialect, schema)
         fks: list[tuple[str, dict[str, Any]]] = []
@@ -112,7 +115,11 @@ class ServerCatalog:
                 continue
             for col, ref in zip(fk["constrained_columns"], fk["referred_columns"], strict=False):
                 self._declared_fk.append(ForeignKey(child, col, parent, ref, 1.0))
-        self._declared_fk.sort(key=lambda f: (f.from_table, f.from_column, f.to_table, f.to_column))
+        # In table and column order, as a file's foreign keys are listed.
+        position = {(t, c.name): (i, j) for i, (t, info) in enumerate(self.tables.items())
+                    for j, c in enumerate(info.columns)}
+        self._declared_fk.sort(key=lambda f: (position.get((f.from_table, f.from_column), (len(position), 0)),
+                                              f.to_table, f.to_column))
 
     def table_clause(self, safe: str, columns: Iterable[str] | None = None) -> Any:
         """A SQLAlchemy table clause for the server table behind ``safe`` (quoted by SQLAlchemy)."""

@@ -84,9 +84,9 @@ class ServerTarget:
 
     @property
     def place(self) -> str:
-        """Where tables come from, as the schema block says it: ``database`` or ``database.schema``
-        (no host: the same data on another server renders to the same bytes)."""
-        return f"{self.url.database}.{self.schema}" if self.schema else str(self.url.database)
+        """Where tables come from, as the schema block says it: the schema named in the URL, else the
+        database (no host: the same data on another server renders to the same bytes)."""
+        return self.schema or str(self.url.database)
 
     @property
     def sqlglot_dialect(self) -> str:

@@ -101,6 +101,17 @@ def readable(conn: sa.Connection, dialect: str, schema: str | None, names: list[
     return [n for n in names if conn.execute(sql, {"schema": schema, "name": n}).scalar_one()]
 
 
+def creation_order(conn: sa.Connection, dialect: str, schema: str | None) -> dict[str, int]:
+    """Tables by the order they were created in (as a file lists its tables), where the server knows it."""
+    if dialect == "postgresql":
+        sql = sa.text("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                      "WHERE n.nspname = coalesce(CAST(:schema AS text), current_schema()) ORDER BY c.oid")
+    else:
+        sql = sa.text("SELECT table_name FROM information_schema.tables "
+                      "WHERE table_schema = coalesce(:schema, database()) ORDER BY create_time, table_name")
+    return {str(name): i for i, (name,) in enumerate(conn.execute(sql, {"schema": schema}))}
+
+
 def estimated_rows(conn: sa.Connection, dialect: str, schema: str | None) -> dict[str, int]:
     """The planner's row estimate per table (negative or missing: unknown)."""
     if dialect == "postgresql":
@@ -129,20 +140,24 @@ def table_schema(conn: sa.Connection, info: TableInfo, table: sa.TableClause, sa
         aggs += [sa.func.count(col),
                  sa.func.count(sa.distinct(col)) if ok and can_be_key(c.type) else sa.null(),
                  sa.func.min(col) if ordered else sa.null(),
-                 sa.func.max(col) if ordered else sa.null()]
+                 sa.func.max(col) if ordered else sa.null(),
+                 # Floats count as keys only when every value is whole (ids stored as REAL), as in stats.py.
+                 sa.func.min(sa.case((col == sa.func.floor(col), 1), else_=0)) if c.type in ("DOUBLE", "REAL", "FLOAT")
+                 else sa.null()]
     row = conn.execute(sa.select(*aggs).select_from(window)).one()
     seen = int(row[0])  # rows in the window
-    whole = seen >= info.n_rows  # the window is the whole table: distinct counts are exact
+    complete = seen >= info.n_rows  # the window is the whole table: distinct counts are exact
     columns = []
     for i, (c, ok) in enumerate(zip(info.columns, plain, strict=True)):
-        non_null, distinct, lo, hi = row[1 + 4 * i: 5 + 4 * i]
+        non_null, distinct, lo, hi, whole = row[1 + 5 * i: 6 + 5 * i]
         samples = _samples(conn, window.c[c.name], sample_values) if ok else []
         columns.append(ColumnSchema(
             name=c.name, type=c.type, n_rows=info.n_rows,
             null_share=0.0 if seen == 0 else 1.0 - int(non_null) / seen,
             samples=samples, min=None if lo is None else sample_text(lo), max=None if hi is None else sample_text(hi),
             n_distinct=None if distinct is None else int(distinct),
-            unique=whole and distinct is not None and int(distinct) == seen == int(non_null) and seen > 1))
+            unique=complete and whole != 0 and distinct is not None and int(distinct) == seen == int(non_null)
+            and seen > 1))
     return TableSchema(name=info.name, display_name=info.display_name, source=info.source,
                        n_rows=info.n_rows, columns=columns)
 

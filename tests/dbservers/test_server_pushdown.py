@@ -34,7 +34,9 @@ def run(catalog: ServerCatalog, sql: str, **config: Any) -> Any:
 
 
 def test_schema_comes_from_the_servers_catalog(shop: ServerCatalog) -> None:
-    assert list(shop.tables) == ["big", "customers", "orders", "product_lines"]
+    assert sorted(shop.tables) == ["big", "customers", "orders", "product_lines"]
+    if shop.dialect == "postgresql":  # in creation order, as a file lists its tables
+        assert list(shop.tables) == ["customers", "orders", "product_lines", "big"]
     assert shop.server_name["product_lines"] == "Product Lines"
     schema = shop.schema()
     text = schema.render()
