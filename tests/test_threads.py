@@ -22,6 +22,7 @@ def scripted(cap: int, n_cpus: int, looks: list[tuple[float, float, float, float
         state["look"] = next(it)
         return state["look"][0]
 
+    kw.setdefault("first_window_s", 0)
     policy = ThreadPolicy(cap, read_machine=lambda: state["look"][1:3], read_own=lambda: state["look"][3],
                           clock=clock, n_cpus=n_cpus, **kw)  # type: ignore[arg-type]
     return policy, policy.threads
@@ -56,10 +57,21 @@ def test_looks_again_only_after_the_interval() -> None:
         return next(looks)
 
     times = iter([0.0, 0.2, 0.6, 0.7])
-    policy = ThreadPolicy(2, read_machine=machine, read_own=lambda: 0.0, clock=lambda: next(times), n_cpus=2)
+    policy = ThreadPolicy(2, read_machine=machine, read_own=lambda: 0.0, clock=lambda: next(times), n_cpus=2,
+                          first_window_s=0)
     # 0.2 s after the first look: the last answer, /proc not read; at 0.6 s a new figure.
     assert [policy.threads(), policy.threads(), policy.threads(), policy.threads()] == [2, 2, 1, 1]
     assert len(reads) == 2
+
+
+def test_first_look_measures_a_short_window_before_answering() -> None:
+    # Without it the first request (the schema warm-up, the longest prefill) would get the cap
+    # on a machine whose other core is already busy.
+    slept: list[float] = []
+    policy, threads = scripted(2, 2, [(0, 0, 0, 0.0), (0.2, 20, 40, 0.0), (0.3, 30, 60, 0.0)],
+                               first_window_s=0.2, sleep=slept.append)
+    assert (threads(), slept) == (1, [0.2])
+    assert threads() == 1  # within the interval: no new look
 
 
 def test_fixed_policy_and_unreadable_proc_use_the_cap(tmp_path: Path) -> None:

@@ -8,13 +8,15 @@ interval, subtracts this process's own CPU time (our spinning threads are not a 
 and asks for the cores the *others* leave idle, at least 1 and at most the configured
 ``n_threads``. Reading ``/proc/stat`` costs tens of microseconds; a new figure is computed at
 most every ``interval_s``, so callers may ask before every request and between decode steps.
+The very first look samples a short window (``first_window_s``) so that the first request (often
+the schema warm-up, the longest prefill) already avoids a busy core.
 
 >>> stats = iter([(0, 0), (150, 200)])  # /proc/stat (busy, total) jiffies: 2 CPUs x 100 a second
 >>> own = iter([0.0, 0.5])              # our own CPU seconds: half a core of it was us
 >>> clock = iter([0.0, 1.0])
 >>> p = ThreadPolicy(2, read_machine=lambda: next(stats), read_own=lambda: next(own),
-...                  clock=lambda: next(clock), n_cpus=2)
->>> p.threads(), p.threads(), p.others_busy  # first look: the cap; then 1.5 - 0.5 = 1 core taken
+...                  clock=lambda: next(clock), n_cpus=2, first_window_s=0)
+>>> p.threads(), p.threads(), p.others_busy  # no first window: the cap; then 1.5 - 0.5 = 1 core taken
 (2, 1, 1.0)
 """
 
@@ -58,12 +60,15 @@ class ThreadPolicy:
     def __init__(self, cap: int, *, adaptive: bool = True, interval_s: float = 0.5,
                  read_machine: Callable[[], tuple[float, float]] = read_proc_stat,
                  read_own: Callable[[], float] = read_own_cpu,
-                 clock: Callable[[], float] = time.monotonic, n_cpus: int | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, n_cpus: int | None = None,
+                 first_window_s: float = 0.2, sleep: Callable[[float], None] = time.sleep) -> None:
         self.cap = max(1, cap)
         self.adaptive = adaptive
         self.interval_s = interval_s
         self._read_machine, self._read_own, self._clock = read_machine, read_own, clock
         self._n_cpus = n_cpus
+        self.first_window_s = first_window_s
+        self._sleep = sleep
         self._last: tuple[float, float, float, float] | None = None  # clock, busy, total, own
         self._current = self.cap
         #: The competitors' load (cores) seen at the last look, for benchmarks and logs.
@@ -72,9 +77,16 @@ class ThreadPolicy:
     def threads(self) -> int:
         if not self.adaptive:
             return self.cap
+        if self._last is None and self.first_window_s > 0:
+            self._look()  # a reading to measure the first window from
+            self._sleep(self.first_window_s)
+            return self._look(force=True)
+        return self._look()
+
+    def _look(self, force: bool = False) -> int:
         try:
             now = self._clock()
-            if self._last is not None and now - self._last[0] < self.interval_s:
+            if self._last is not None and not force and now - self._last[0] < self.interval_s:
                 return self._current
             busy, total = self._read_machine()
             own = self._read_own()
