@@ -82,6 +82,10 @@ def test_forks_that_cannot_share_steps_run_one_by_one(make_engine: Any) -> None:
                                                     max_tokens=600)] * 4))
     assert [(r.text, r.finish_reason) for r in big] == [("1", "stop")] * 4
     assert (eng.stats["forks_batched"], eng.stats["forks_serial"], eng.stats["decode_calls"]) == (0, 2, 0)
+    # The naive baseline (no session cache: nothing reused) and the ablation switch: no batching,
+    # so the client sends such an engine each branch as its own request.
+    assert (make_engine(session_cache=False).supports_batch, make_engine(batch_forks=False).supports_batch,
+            make_engine().supports_batch) == (False, False, True)
 
 
 @pytest.mark.model

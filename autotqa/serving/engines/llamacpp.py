@@ -69,7 +69,7 @@ class LlamaCppEngine(Engine):
                  kv_cache_bytes: int = 512 * 1024 * 1024, prefix_dir: Path | None = None,
                  persist_prefix: bool = True, persist_min_tokens: int = 64,
                  prefix_dir_max_bytes: int = 2 * 1024**3, seed: int = 0,
-                 template: ChatTemplate | None = None, max_branches: int = 8,
+                 template: ChatTemplate | None = None, max_branches: int = 8, batch_forks: bool = True,
                  threads: ThreadPolicy | None = None) -> None:
         self.llm = llm
         self.template = template or ChatMLTemplate()
@@ -91,11 +91,13 @@ class LlamaCppEngine(Engine):
         self.stats = {"snapshots_saved": 0, "snapshots_restored": 0, "disk_loads": 0, "disk_saves": 0,
                       "decode_calls": 0, "batched_steps": 0, "forks_batched": 0, "forks_serial": 0,
                       "threads": int(llm.context_params.n_threads)}
-        # Branch k runs in sequence k (sequence 0 holds the shared prefix).
+        # Branch k runs in sequence k (sequence 0 holds the shared prefix). With batch_forks off (an
+        # ablation) or no session cache (the naive baseline reuses nothing) forks go one by one.
         self.max_branches = max_branches if max_branches > 1 and ensure_sequences(llm, max_branches + 1) else 1
+        self.supports_batch = batch_forks and session_cache  # type: ignore[misc]
         self.threads = threads
         if threads is not None:
-            threads.threads()  # first look now, so the first request already sees an interval
+            threads.threads()  # the first look (a short sample) now, not in the first request
 
     @classmethod
     def from_config(cls, cfg: EngineConfig, *, session_cache: bool = True, **options: Any) -> LlamaCppEngine:
@@ -272,7 +274,8 @@ class LlamaCppEngine(Engine):
         One by one: a single request, structured output (grammar), another session's request, more
         branches than sequences, or a context that cannot hold the prefix plus every branch.
         """
-        if (not 2 <= len(requests) <= self.max_branches or len({r.session_id for r in requests}) > 1
+        if (not self.supports_batch or not 2 <= len(requests) <= self.max_branches
+                or len({r.session_id for r in requests}) > 1
                 or any(r.prefill_only or r.schema_dict() is not None for r in requests)):
             return None
         prompts = [self._tokenize(self.template.render(r.segments)) for r in requests]
