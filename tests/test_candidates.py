@@ -161,3 +161,11 @@ def test_a_doubtful_question_that_runs_goes_on_to_the_vote_without_resampling_th
     assert [r.temperature for r in engineer_calls(eng)][0] == 0.0
     assert all(r.temperature > 0 for r in engineer_calls(eng)[1:])  # the greedy query is not asked twice
     assert (ans.values, ans.verified) == ([3], True)
+
+
+def test_the_second_one_keeps_only_the_row_in_second_place(workspace):
+    top2 = "SELECT order_id FROM orders ORDER BY amount DESC LIMIT 2"
+    eng = scripted(engineer=[sql(top2)] * 4)
+    history = [("Which order is the largest?", "Order 2.", "SELECT order_id FROM orders ORDER BY amount DESC LIMIT 1")]
+    ans = ask(eng, workspace, "And the second one?", config=VOTE, history=history)
+    assert (ans.values, ans.sql) == ([1], "SELECT order_id FROM orders ORDER BY amount DESC LIMIT 1 OFFSET 1")

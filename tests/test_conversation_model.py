@@ -61,3 +61,14 @@ def test_off_topic_question_is_unanswerable_in_at_most_two_calls(session) -> Non
     answer = session.ask("What will the weather be in Paris tomorrow?")
     assert answer.unanswerable, answer.answer
     assert answer.values == [] and _calls(answer) <= 2
+
+
+def test_follow_up_asks_for_the_second_one(session) -> None:
+    session.history.clear()
+    first = session.ask("What is the most expensive product?")
+    top = "SELECT name FROM read_csv_auto('{}') ORDER BY unit_price DESC".format(DEMO / "products.csv")
+    con = duckdb.connect()
+    names = [r[0] for r in con.execute(top).fetchall()]
+    assert names[0] in first.values
+    follow = session.ask("And the second one?")
+    assert names[1] in follow.values and names[0] not in follow.values

@@ -18,7 +18,7 @@ from ..serving.types import GenerationRequest, new_request_id
 from .base import RunContext, render_prompt
 from .linking import join_hints, link_tables
 from .planner import Step
-from .repairs import quote_known_names
+from .repairs import ordinal_offset, quote_known_names
 
 #: Stop at the closing fence. The opening fence is the first thing in the reply, so it has no newline
 #: before it and does not trigger the stop.
@@ -224,6 +224,7 @@ class EngineerAgent:
         code = extract_code(text, step.language)
         if code and step.language == "sql":
             code = quote_known_names(code, [c for cols in self.columns.values() for c in cols])
+            code = ordinal_offset(code, ctx.question) or code
             code = like_on_dates(argmax_without_group(requalify_columns(using_joins(code), self.columns)))
         if code:
             ctx.board.add("code", "engineer", code, round=ctx.round, step=step.id,

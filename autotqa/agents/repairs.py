@@ -269,3 +269,30 @@ def relink_values(sql: str, columns: dict[str, list[str]], lookup: Lookup) -> st
             lit.replace(exp.Literal.string(value))
             changed = True
     return tree.sql(dialect="duckdb") if changed else None
+
+
+_ORDINALS = {"second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4, "fifth": 5, "5th": 5}
+
+
+def ordinal_offset(sql: str, question: str) -> str | None:
+    """"The second (third, ...) one" answered with ``ORDER BY ... LIMIT 2``: the top two, when the
+    question asks for the one in second place. Keep that one: ``LIMIT 1 OFFSET 1``.
+
+    >>> ordinal_offset("SELECT name FROM p ORDER BY price DESC LIMIT 2", "And the second one?")
+    'SELECT name FROM p ORDER BY price DESC LIMIT 1 OFFSET 1'
+    >>> ordinal_offset("SELECT name FROM p ORDER BY price DESC LIMIT 2", "Which two are the priciest?") is None
+    True
+    """
+    words = re.findall(r"[a-z0-9]+", question.lower())
+    wanted = {_ORDINALS[w] for w in words if w in _ORDINALS}
+    if len(wanted) != 1:
+        return None
+    n = wanted.pop()
+    tree = _parse(sql)
+    if not isinstance(tree, exp.Select) or not tree.args.get("order") or tree.args.get("offset"):
+        return None
+    limit = tree.args.get("limit")
+    value = limit.expression if isinstance(limit, exp.Limit) else None
+    if not (isinstance(value, exp.Literal) and value.is_int and int(value.this) == n):
+        return None
+    return tree.limit(1, copy=False).offset(n - 1, copy=False).sql(dialect="duckdb")
