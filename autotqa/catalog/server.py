@@ -84,16 +84,16 @@ class ServerCatalog:
     def _reflect(self, conn: Any) -> None:
         import sqlalchemy as sa
 
-        from autotqa.catalog.server_stats import (count_rows, creation_order, estimated_rows, readable,
-                                                  reflect_table)
+        from autotqa.catalog.server_stats import count_rows, readable, reflect_table, table_facts
 
         insp = sa.inspect(conn)
         schema = self.target.schema
-        order = creation_order(conn, self.target.dialect, schema)
+        facts = table_facts(conn, self.target.dialect, schema)
+        order = {name: i for i, (name, _) in enumerate(facts)}
+        estimates = {name: rows for name, rows in facts if rows is not None}
         names = sorted([*insp.get_table_names(schema=schema), *insp.get_view_names(schema=schema)],
                        key=lambda n: (order.get(n, len(order)), n.lower()))
         names = readable(conn, self.target.dialect, schema, names)
-        estimates = estimated_rows(conn, self.target.dialect, schema)
         fks: list[tuple[str, dict[str, Any]]] = []
         for name in names:
             columns, pk, table_fks = reflect_table(insp, name, schema, self.target.sqlglot_dialect)

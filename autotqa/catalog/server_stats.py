@@ -96,31 +96,22 @@ def readable(conn: sa.Connection, dialect: str, schema: str | None, names: list[
     """The tables among ``names`` the user may SELECT from (MySQL lists no others to begin with)."""
     if dialect != "postgresql" or not names:
         return names
-    sql = sa.text("SELECT has_table_privilege(format('%I.%I', coalesce(CAST(:schema AS text), current_schema()), CAST(:name AS text)), "
-                  "'SELECT')")
+    sql = sa.text("SELECT has_table_privilege(format('%I.%I', coalesce(CAST(:schema AS text), current_schema()), "
+                  "CAST(:name AS text)), 'SELECT')")
     return [n for n in names if conn.execute(sql, {"schema": schema, "name": n}).scalar_one()]
 
 
-def creation_order(conn: sa.Connection, dialect: str, schema: str | None) -> dict[str, int]:
-    """Tables by the order they were created in (as a file lists its tables), where the server knows it."""
-    if dialect == "postgresql":
-        sql = sa.text("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                      "WHERE n.nspname = coalesce(CAST(:schema AS text), current_schema()) ORDER BY c.oid")
-    else:
-        sql = sa.text("SELECT table_name FROM information_schema.tables "
-                      "WHERE table_schema = coalesce(:schema, database()) ORDER BY create_time, table_name")
-    return {str(name): i for i, (name,) in enumerate(conn.execute(sql, {"schema": schema}))}
-
-
-def estimated_rows(conn: sa.Connection, dialect: str, schema: str | None) -> dict[str, int]:
-    """The planner's row estimate per table (negative or missing: unknown)."""
+def table_facts(conn: sa.Connection, dialect: str, schema: str | None) -> list[tuple[str, int | None]]:
+    """(table, the planner's row estimate) in the order the tables were created, as a file lists its
+    tables; an estimate is None (or negative on PostgreSQL) when the server has none."""
     if dialect == "postgresql":
         sql = sa.text("SELECT c.relname, c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                      "WHERE n.nspname = coalesce(CAST(:schema AS text), current_schema()) AND c.relkind IN ('r', 'p', 'm')")
+                      "WHERE n.nspname = coalesce(CAST(:schema AS text), current_schema()) "
+                      "AND c.relkind IN ('r', 'p', 'm', 'v') ORDER BY c.oid")
     else:
         sql = sa.text("SELECT table_name, table_rows FROM information_schema.tables "
-                      "WHERE table_schema = coalesce(:schema, database())")
-    return {str(n): int(r) for n, r in conn.execute(sql, {"schema": schema}) if r is not None}
+                      "WHERE table_schema = coalesce(:schema, database()) ORDER BY create_time, table_name")
+    return [(str(n), None if r is None else int(r)) for n, r in conn.execute(sql, {"schema": schema})]
 
 
 def count_rows(conn: sa.Connection, table: sa.TableClause, estimate: int | None) -> int:
