@@ -122,7 +122,8 @@ def parse_server_url(source: str, env: Mapping[str, str] | None = None) -> Serve
     try:
         url = sa.engine.make_url(source.strip())
     except Exception:  # noqa: BLE001 - SQLAlchemy raises several types; the text may hold a password
-        raise DataLoadError(f"cannot read the {dialect} URL", hint=f"write it as {scheme}://user:password@host:port/database") from None
+        raise DataLoadError(f"cannot read the {dialect} URL",
+                            hint=f"write it as {scheme}://user:password@host:port/database") from None
     if not url.database:
         raise DataLoadError(f"the URL {url.render_as_string(hide_password=True)} names no database",
                             hint=f"add it after the host: {scheme}://user@host:port/DATABASE")

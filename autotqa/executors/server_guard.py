@@ -72,7 +72,8 @@ def _refuse_function(name: str) -> SQLError:
 def check_text(sql: str) -> None:
     """Refuse executable comments, ``INTO OUTFILE/DUMPFILE`` and forbidden calls anywhere in the text."""
     if _HINT_COMMENT.search(sql):
-        raise SQLError("MySQL executable comments (/*! ... */) and optimizer hints (/*+ ... */) are not allowed", kind="not_read_only",
+        raise SQLError("MySQL executable comments (/*! ... */) and optimizer hints (/*+ ... */) are not allowed",
+                       kind="not_read_only",
                        hint="write plain SQL without /*! */ or optimizer-hint comments")
     bare = _LITERALS.sub(" ", sql)
     if _INTO_FILE.search(bare):

@@ -79,7 +79,8 @@ def postgres_bin() -> Path | None:
 
 
 def mariadb_bin() -> tuple[str, str] | None:
-    server = shutil.which("mariadbd") or shutil.which("mysqld") or ("/usr/sbin/mariadbd" if Path("/usr/sbin/mariadbd").exists() else None)
+    sbin = Path("/usr/sbin/mariadbd")  # Debian keeps it out of a non-root PATH
+    server = shutil.which("mariadbd") or shutil.which("mysqld") or (str(sbin) if sbin.exists() else None)
     install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
     return (server, install) if server and install else None
 
