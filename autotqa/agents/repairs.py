@@ -18,6 +18,7 @@ from sqlglot import exp
 _UNKNOWN_COLUMN = re.compile(r'unknown column "(?P<bad>[^"]+)".*did you mean "(?P<good>[^"]+)"\?', re.S)
 _UNKNOWN_TABLE = re.compile(r'unknown table "(?P<bad>[^"]+)".*did you mean "(?P<good>[^"]+)"\?', re.S)
 _GROUP_BY = re.compile(r'column "(?P<col>[^"]+)" must appear in the GROUP BY clause', re.I)
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TEXT_AGG = re.compile(r"No function matches the given name and argument types '(?P<fn>sum|avg)\(VARCHAR",
                        re.I)
 
@@ -29,22 +30,29 @@ def _parse(sql: str) -> exp.Expression | None:
         return None
 
 
+def _identifier(name: str) -> exp.Identifier:
+    return exp.to_identifier(name, quoted=not _PLAIN_NAME.fullmatch(name))
+
+
+def _rename(sql: str, kind: type[exp.Column] | type[exp.Table], bad: str, good: str) -> str | None:
+    """Every ``kind`` node named ``bad`` (any case) is renamed ``good``; None when there is none."""
+    tree = _parse(sql)
+    if tree is None:
+        return None
+    nodes = [n for n in tree.find_all(kind) if n.name.lower() == bad.lower()]
+    for node in nodes:
+        node.set("this", _identifier(good))
+    return tree.sql(dialect="duckdb") if nodes else None
+
+
 def rename_column(sql: str, bad: str, good: str) -> str | None:
-    """Every reference to column ``bad`` becomes ``good`` (quoted when it needs quotes).
+    """Every reference to column ``bad`` becomes ``good`` (quoted when it needs quotes); a suggestion
+    ``table.column`` renames to the column.
 
     >>> rename_column('SELECT Release FROM t WHERE Release > 2000', "Release", "Release date")
     'SELECT "Release date" FROM t WHERE "Release date" > 2000'
     """
-    tree = _parse(sql)
-    if tree is None:
-        return None
-    table, _, name = good.rpartition(".") if "." in good and "." not in bad else ("", "", good)
-    changed = False
-    for col in tree.find_all(exp.Column):
-        if col.name == bad or (col.name.lower() == bad.lower()):
-            col.set("this", exp.to_identifier(name, quoted=not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)))
-            changed = True
-    return tree.sql(dialect="duckdb") if changed else None
+    return _rename(sql, exp.Column, bad, good.rpartition(".")[2] if "." not in bad else good)
 
 
 def rename_table(sql: str, bad: str, good: str) -> str | None:
@@ -53,15 +61,7 @@ def rename_table(sql: str, bad: str, good: str) -> str | None:
     >>> rename_table("SELECT count(*) FROM custmers", "custmers", "customers")
     'SELECT COUNT(*) FROM customers'
     """
-    tree = _parse(sql)
-    if tree is None:
-        return None
-    changed = False
-    for table in tree.find_all(exp.Table):
-        if table.name.lower() == bad.lower():
-            table.set("this", exp.to_identifier(good, quoted=not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", good)))
-            changed = True
-    return tree.sql(dialect="duckdb") if changed else None
+    return _rename(sql, exp.Table, bad, good)
 
 
 def any_value_beside_group_by(sql: str, column: str) -> str | None:
@@ -144,7 +144,6 @@ def count_star_for_unknown(sql: str, column: str) -> str | None:
     return tree.sql(dialect="duckdb")
 
 
-_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _QUOTED = re.compile(r"('(?:[^']|'')*'|\"(?:[^\"]|\"\")*\")")
 
 
