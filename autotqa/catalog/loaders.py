@@ -102,9 +102,15 @@ def _check_header_width(path: Path, head: bytes) -> None:
     widest count decides, so a file DuckDB reads narrower can only be refused by the width check
     after loading, never wrongly here unless its header really is that wide.
     """
-    first = head.split(b"\n", 1)[0].decode("latin-1")
-    widest = max(len(next(csv.reader([first], delimiter=d), [])) for d in ",;\t|")
-    check_width(path, widest)
+    first = head.splitlines()[0].decode("latin-1") if head.strip() else ""  # \r alone ends a line too
+
+    def width(delimiter: str) -> int:
+        try:
+            return len(next(csv.reader([first], delimiter=delimiter), []))
+        except csv.Error:  # a malformed line: DuckDB's own reader gives the real error
+            return first.count(delimiter) + 1
+
+    check_width(path, max(width(d) for d in ",;\t|"))
 
 
 def _inside(folder: Path, entry: Path) -> bool:

@@ -98,7 +98,9 @@ class SQLExecutor:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, columns_by_table: Mapping[str, Sequence[str]],
                  config: ExecutorConfig | None = None) -> None:
-        self._con = con
+        # A handle of our own: DuckDB refuses (instead of waiting) a second call on a connection
+        # object that is busy, and the pandas feeder thread opens cursors on ``con`` meanwhile.
+        self._con = con.cursor()
         self._guard = SQLGuard(columns_by_table)
         self.config = config or ExecutorConfig()
         self._watchdog = Watchdog()
