@@ -132,7 +132,7 @@ class VLLMChecks:
         Two forced-length blockers fill ``max_num_seqs=2``: A (short) frees its slot first, B (long)
         keeps the other one busy until every queued request is done, so the queued requests run one
         at a time in the freed slot, and their completion order is their scheduling order. Lengths
-        are in decode steps, not seconds: A's 2400 steps outlast the five submissions (~0.1 s; 64
+        are in decode steps, not seconds: A's 1600 steps outlast the five submissions (~0.1 s; 64
         steps once did not, on a fast CI machine, and 800 did not on a machine running two other
         model jobs, which starved this event loop's 20 ms sleeps), and B outlasts A plus all five queued requests
         several times over (it is cancelled once they are done, so its length costs nothing).
@@ -159,8 +159,8 @@ class VLLMChecks:
                     segments=unique_segments(f"queued p{priority}", self.tag), max_tokens=3, priority=priority))
                 order.append(priority)
 
-            a = asyncio.create_task(blocker("A", 2400))
-            b = asyncio.create_task(blocker("B", 9000))
+            a = asyncio.create_task(blocker("A", 1600))
+            b = asyncio.create_task(blocker("B", 3600))
             async def until_both_stream() -> None:
                 while not (started["A"].is_set() and started["B"].is_set()):
                     for name, task in (("A", a), ("B", b)):
