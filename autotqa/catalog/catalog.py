@@ -15,6 +15,7 @@ Table sales_2024 (2 rows) -- originally "Sales 2024"
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -50,6 +51,10 @@ class Catalog:
         # No progress bar: it would print over the caller's terminal during long loads and queries.
         self.con: duckdb.DuckDBPyConnection = duckdb.connect(":memory:")
         self.con.execute("SET enable_progress_bar = false")
+        # DuckDB refuses (instead of waiting) a call on a connection object another thread is
+        # using, cursor() included: the pandas feeder, the schema statistics and the SQL executor
+        # take their cursors through ``cursor()``, one at a time.
+        self._con_lock = threading.Lock()
         self.tables: dict[str, TableInfo] = {}
         self._frozen = False
         self._bare_frames = 0
@@ -159,10 +164,15 @@ class Catalog:
         """Table name -> column names, in load and column order."""
         return {name: [c.name for c in info.columns] for name, info in self.tables.items()}
 
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A handle of its own on the catalog's database, safe to take from any thread."""
+        with self._con_lock:
+            return self.con.cursor()
+
     def arrow(self, table_name: str) -> pa.Table:
         """A table's full contents as Arrow (e.g. for the pandas sandbox)."""
         info = self._info(table_name)
-        with self.con.cursor() as cur:  # a cursor: callers may be on other threads (sandbox feeders)
+        with self.cursor() as cur:  # callers may be on other threads (sandbox feeders)
             return cur.sql(f"SELECT * FROM {quote_ident(info.name)}").to_arrow_table()
 
     def _info(self, table_name: str) -> TableInfo:
@@ -176,7 +186,7 @@ class Catalog:
         cached = self._schemas.get(sample_values)
         if cached is None:
             # A cursor: statistics queries must not disturb a result the caller holds on ``con``.
-            with self.con.cursor() as cur:
+            with self.cursor() as cur:
                 tables = [table_schema(cur, info, sample_values) for info in self.tables.values()]
                 pks = primary_keys(tables)
                 cached = SchemaInfo(tables=tables, primary_keys=pks,

@@ -107,7 +107,7 @@ class SQLExecutor:
 
     @classmethod
     def from_catalog(cls, catalog: Catalog, config: ExecutorConfig | None = None) -> SQLExecutor:
-        return cls(catalog.con, catalog.columns_by_table(), config)
+        return cls(catalog.cursor(), catalog.columns_by_table(), config)
 
     def check(self, sql: str, read: str | None = None) -> str:
         """The DuckDB SQL that would run, or SQLError (also when DuckDB's own parser disagrees)."""
