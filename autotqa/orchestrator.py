@@ -218,7 +218,7 @@ class Orchestrator:
         the caller decides whether it is agreed."""
         ctx = run.ctx
         cfg = self.config.agents
-        kept = [c for g in earlier.groups for c in g.members] + list(earlier.failed) if earlier else []
+        kept = earlier.candidates if earlier else []
         steps = [Step(id=f"c{i + 1}", goal=ctx.question) for i in range(len(kept), n)]
         if not steps:
             return self._select(run, kept)
@@ -259,7 +259,7 @@ class Orchestrator:
         result the checks reject) back to the Engineer with their query and what went wrong, in one
         fork, run the fixes and vote again over all candidates (MAC-SQL's refiner, then selection)."""
         ctx = run.ctx
-        cands = [c for g in selection.groups for c in g.members] + list(selection.failed)
+        cands = selection.candidates
         broken: list[tuple[Candidate, str]] = []
         for c in sorted(selection.failed, key=lambda c: c.index):
             if c.code and all(c.code != b.code for b, _ in broken):

@@ -243,14 +243,16 @@ class EngineerAgent:
                                                   temperature=temperature))
         return self._post(ctx, step, result.text, mode)
 
+    def _board_free(self, ctx: RunContext, step: Step, *, error: str = "", failed: str = "") -> GenerationRequest:
+        """The final-step request with only the warm header + schema before its tail (no board)."""
+        request = self._request(ctx, step, final=True, mode="direct", error=error, failed=failed)
+        return request.model_copy(update={"segments": ctx.prefix.model_copy(update={"tail": request.segments.tail})})
+
     async def direct(self, ctx: RunContext, step: Step) -> str:
         """A last attempt when the loop found nothing: one query for the question from the schema
         alone, greedy, without the board (what single-shot text-to-SQL would do). The board's failed
         attempts are what the model kept copying; here only the warm header + schema precede it."""
-        request = self._request(ctx, step, final=True, mode="direct")
-        request = request.model_copy(update={"segments": ctx.prefix.model_copy(
-            update={"tail": request.segments.tail})})
-        result = await ctx.generate(request)
+        result = await ctx.generate(self._board_free(ctx, step))
         return self._post(ctx, step, result.text, "direct")
 
     async def candidates(self, ctx: RunContext, steps: Sequence[Step], temperature: float, *,
@@ -258,8 +260,7 @@ class EngineerAgent:
         """One query per step for the same question, from header + schema alone (no board), forked
         from one warm prefix: the first greedy (the single-shot answer), the others sampled at
         ``temperature``. Each costs its own decode tokens and the short tail, not the schema."""
-        base = self._request(ctx, steps[0], final=True, mode="direct")
-        base = base.model_copy(update={"segments": ctx.prefix.model_copy(update={"tail": base.segments.tail})})
+        base = self._board_free(ctx, steps[0])
         requests = [base.model_copy(update={"request_id": new_request_id(), "step_id": f"{s.id}:candidate",
                                             "temperature": 0.0 if i == 0 and greedy_first else temperature})
                     for i, s in enumerate(steps)]
@@ -269,11 +270,8 @@ class EngineerAgent:
     async def fixes(self, ctx: RunContext, failures: Sequence[tuple[Step, str, str]]) -> list[str]:
         """One corrected query per (step, failed query, what went wrong), forked from the warm prefix
         like the candidates (no board): the failed query and its error are in the tail."""
-        requests = []
-        for step, code, error in failures:
-            request = self._request(ctx, step, final=True, mode="direct", error=error, failed=code)
-            requests.append(request.model_copy(update={"segments": ctx.prefix.model_copy(
-                update={"tail": request.segments.tail}), "step_id": f"{step.id}:fix"}))
+        requests = [self._board_free(ctx, step, error=error, failed=code).model_copy(
+            update={"step_id": f"{step.id}:fix"}) for step, code, error in failures]
         results = await ctx.fork(requests)
         return [self._post(ctx, s, r.text, "fix") for (s, _, _), r in zip(failures, results)]
 

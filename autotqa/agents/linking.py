@@ -51,7 +51,7 @@ def content_words(text: str) -> list[str]:
     return [stem(w) for w in _WORD.findall(text) if len(w) >= 3 and w.lower() not in _STOP]
 
 
-def _parts(name: str) -> list[str]:
+def name_parts(name: str) -> list[str]:
     return [stem(p) for p in re.split(r"[_\W]+", name) if p]
 
 
@@ -82,10 +82,10 @@ def mentioned_tables(question: str, columns: Mapping[str, Sequence[str]]) -> lis
             owners.setdefault(col.lower(), []).append(table)
     hits = []
     for table, cols in columns.items():
-        parts = _parts(table)
+        parts = name_parts(table)
         named = stem(table) in words or (parts and parts[-1] in words)
         by_column = any(
-            len(owners[c.lower()]) == 1 and (ps := [p for p in _parts(c) if p not in _GENERIC])
+            len(owners[c.lower()]) == 1 and (ps := [p for p in name_parts(c) if p not in _GENERIC])
             and all(p in words for p in ps) for c in cols)
         if named or by_column:
             hits.append(table)

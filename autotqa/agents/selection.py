@@ -58,6 +58,11 @@ class Selection:
     failed: tuple[Candidate, ...] = field(default=())
 
     @property
+    def candidates(self) -> list[Candidate]:
+        """Every candidate voted on: the groups' members, then the failed ones."""
+        return [c for g in self.groups for c in g.members] + list(self.failed)
+
+    @property
     def chosen(self) -> Group | None:
         return self.groups[0] if self.groups else None
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from ..errors import OutputParseError
 from .base import RunContext, render_prompt
-from .linking import content_words, stem
+from .linking import content_words, name_parts, stem
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 _REFERRING = frozenset(
@@ -61,7 +61,7 @@ def missing_concept(question: str, error: str, vocabulary: Iterable[str]) -> str
     if m is None or "did you mean" in error:
         return None
     name = m[1] or m[2]
-    parts = [stem(p) for p in re.split(r"[_\W]+", name) if p]
+    parts = name_parts(name)
     words = set(content_words(question))
     vocab = set(vocabulary)
     if parts and all(p in words and p not in vocab for p in parts):
