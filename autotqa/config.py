@@ -22,6 +22,10 @@ class EngineConfig(BaseModel):
     base_url: str | None = None
     api_key: str | None = None
     n_ctx: int = 8192
+    #: Most prompt tokens llama.cpp evaluates in one decode call (the embedded engine). Another
+    #: size changes the float arithmetic of prefill (and so, at the margin, greedy outputs) and
+    #: the size of the logits buffer; 512 is llama-cpp-python's default.
+    n_batch: int = Field(default=512, ge=1)
     n_threads: int = Field(default_factory=lambda: max(1, len(os.sched_getaffinity(0))))
     #: "adaptive": before each request the embedded engine uses the cores other processes leave
     #: idle (at most n_threads), because llama.cpp's spinning threads collapse on a busy machine;

@@ -206,12 +206,16 @@ def test_prompt_longer_than_context(make_engine: Any) -> None:
 
 @pytest.mark.model
 def test_factory_builds_local_engine(model_path: Path, tmp_path: Path) -> None:
+    import llama_cpp
+
     from autotqa.serving.engines.llamacpp import LlamaCppEngine
     from autotqa.serving.factory import build_engine
     from autotqa.serving.model_store import QWEN_0_5B
 
-    eng = build_engine(EngineConfig(kind="local", model=str(model_path), n_ctx=512,
+    eng = build_engine(EngineConfig(kind="local", model=str(model_path), n_ctx=512, n_batch=64,
                                     prefix_cache_dir=str(tmp_path)), session_cache=False)
     assert isinstance(eng, LlamaCppEngine) and eng.session_cache is False and eng.store is None
     assert eng.model_sha == QWEN_0_5B.sha256 and eng.llm.n_ctx() == 512
+    # engine.n_batch reaches the llama.cpp context itself, not only the Python wrapper
+    assert eng.llm.n_batch == 64 and llama_cpp.llama_n_batch(eng.llm.ctx) == 64
     asyncio.run(eng.close())

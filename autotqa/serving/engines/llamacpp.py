@@ -108,7 +108,7 @@ class LlamaCppEngine(Engine):
             raise EngineError(f"llama-cpp-python is not installed ({exc})",
                               hint="pip install 'autotqa[local]', or use --engine openai") from exc
         resolved = resolve_model(cfg.model)
-        kwargs = dict(n_ctx=cfg.n_ctx, n_threads=cfg.n_threads, n_threads_batch=cfg.n_threads, n_batch=512,
+        kwargs = dict(n_ctx=cfg.n_ctx, n_threads=cfg.n_threads, n_threads_batch=cfg.n_threads, n_batch=cfg.n_batch,
                       logits_all=False, verbose=False, seed=cfg.seed)
         try:
             if resolved.source == "huggingface":
