@@ -121,3 +121,35 @@ def test_client_warm_counts_as_warmup() -> None:
 
     s = asyncio.run(main()).summary("s")
     assert s["llm_calls"] == 0 and s["prompt_tokens"] == 0 and s["warmup_tokens"] > 0
+
+
+@pytest.mark.parametrize(("layout", "kv_reuse", "reused"), [
+    ("stable", True, [0, 11]),  # the second call reuses header + schema + "<|im_start|>user"
+    ("role_first", True, [0, 1]),  # role text first: only "<|im_start|>system" is shared
+    ("stable", False, [0, 0]),  # the engine keeps no KV state
+])
+def test_layout_and_kv_reuse_switches(layout: str, kv_reuse: bool, reused: list[int]) -> None:
+    from autotqa.serving.factory import build_engine, engine_options
+    from autotqa.serving.options import ServingOptions
+    from autotqa.config import EngineConfig
+
+    options = ServingOptions(layout=layout, kv_reuse=kv_reuse, warm_up=False)  # type: ignore[arg-type]
+    cfg = EngineConfig(kind="scripted")
+    engine = build_engine(cfg, replies=["a", "b", "c"], **engine_options(cfg, options))
+    client = LLMClient(engine, options=options)
+
+    async def main() -> None:
+        async with client.begin_program("s", PREFIX) as prog:
+            await prog.generate(req("1", tail="plan the steps"))
+            await prog.generate(req("2", tail="write the query", output_model=Plan))  # + one repair
+
+    with pytest.raises(OutputParseError):
+        asyncio.run(main())
+    first, second, repair = engine.requests  # type: ignore[attr-defined]
+    assert [c.reused_tokens for c in client.metrics.calls][:2] == reused
+    if layout == "role_first":  # the role text (and a repair's instruction) leads the system message
+        assert first.segments.header == f"plan the steps\n\n{PREFIX.header}" and first.segments.tail == ""
+        assert repair.segments.header.startswith("write the query\n\n") and "JSON" in repair.segments.header
+    else:
+        assert (first.segments, second.segments.tail) == (PREFIX.model_copy(update={"tail": "plan the steps"}),
+                                                          "write the query")

@@ -10,6 +10,7 @@ import pytest
 from autotqa.serving.client import LLMClient
 from autotqa.serving.engines.scripted import ScriptedEngine
 from autotqa.serving.metrics import MetricsRecorder
+from autotqa.serving.options import ServingOptions
 from autotqa.serving.scheduler import Scheduler
 from autotqa.serving.types import GenerationRequest, PromptSegments, StreamChunk
 
@@ -243,3 +244,48 @@ def test_cancelled_queued_request_never_runs_and_errors_free_the_slot() -> None:
         return order(engine), text
 
     assert asyncio.run(main()) == (["good"], "out-good")
+
+
+# -- the ablation's switches (ServingOptions): each one changes the schedule it is meant to change --
+
+@pytest.mark.parametrize(("options", "expected"), [
+    (ServingOptions(), ["A:warmup", "A:A1", "A:A2", "B:warmup", "B:B1", "B:B2", "C:warmup", "C:C1", "C:C2"]),
+    # without locality a session's second call queues behind the other sessions' first calls
+    (ServingOptions(locality=False),
+     ["A:warmup", "A:A1", "B:warmup", "B:B1", "C:warmup", "C:C1", "A:A2", "B:B2", "C:C2"]),
+    (ServingOptions(warm_up=False), ["A:A1", "A:A2", "B:B1", "B:B2", "C:C1", "C:C2"]),
+    (ServingOptions(locality=False, priority=False, warm_up=False),
+     ["A:A1", "B:B1", "C:C1", "A:A2", "B:B2", "C:C2"]),
+])
+def test_serving_options_switch_locality_and_warmup(options: ServingOptions, expected: list[str]) -> None:
+    clock = FakeClock()
+    engine = TimedEngine(clock)
+    client = LLMClient(engine, clock=clock, options=options)
+    asyncio.run(run_sessions(client, ["A", "B", "C"], 2))
+    assert [f"{r.session_id}:{r.step_id}" for r in engine.requests] == expected
+    assert client.scheduler.policy == ("fifo" if expected[1] == "B:B1" else "app_aware")
+
+
+@pytest.mark.parametrize(("priority", "expected"), [(True, ["Y", "X", "Z"]), (False, ["X", "Y", "Z"])])
+def test_priority_switch_covers_the_critical_path(priority: bool, expected: list[str]) -> None:
+    async def main() -> list[str]:
+        engine = TimedEngine(FakeClock())
+        client = LLMClient(engine, options=ServingOptions(warm_up=False, priority=priority))
+        prog = client.begin_program("s", seg("s"))
+        await prog.fork([req("X"), req("Y"), req("Z", depends_on=["Y"])])
+        return order(engine)
+
+    assert asyncio.run(main()) == expected
+
+
+@pytest.mark.parametrize(("priority", "expected"), [(True, ["p0", "p0b", "p1", "p5"]),
+                                                    (False, ["p5", "p0", "p1", "p0b"])])
+def test_priority_switch_covers_explicit_priority(priority: bool, expected: list[str]) -> None:
+    async def main() -> list[str]:
+        engine = TimedEngine(FakeClock())
+        sched = Scheduler(engine, priority=priority)
+        futs = [sched.submit(req(n, priority=p)) for n, p in [("p5", 5), ("p0", 0), ("p1", 1), ("p0b", 0)]]
+        await asyncio.gather(*futs)
+        return order(engine)
+
+    assert asyncio.run(main()) == expected

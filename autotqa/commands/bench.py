@@ -47,7 +47,8 @@ def serving(
 ) -> None:
     """Serve K concurrent sessions x N calls naively and app-aware; print the comparison as JSON."""
     from ..serving.bench import MODES, ModeSpec, run_benchmark
-    from ..serving.factory import build_engine
+    from ..serving.factory import build_engine, engine_options
+    from ..serving.options import ServingOptions
     from ..serving.workload import build_sessions
 
     if engine not in ("local", "openai", "vllm"):
@@ -67,9 +68,7 @@ def serving(
 
     def factory(m: ModeSpec) -> Any:
         # In-process engines (llama.cpp, vLLM) keep KV state across calls: naive mode turns it off.
-        in_process = cfg.kind == "local" or (cfg.kind == "vllm" and not cfg.base_url)
-        options = {"session_cache": m.session_cache} if in_process else {}
-        return build_engine(cfg, **options)
+        return build_engine(cfg, **engine_options(cfg, ServingOptions(kv_reuse=m.session_cache)))
 
     console = Console(stderr=True)
     console.print(f"bench serving: {len(specs)} sessions x {calls} calls on {engine} "

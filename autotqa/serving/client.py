@@ -32,7 +32,9 @@ from pydantic import BaseModel
 
 from ..errors import OutputParseError
 from .engine import Engine
+from .layout import role_first
 from .metrics import MetricsRecorder
+from .options import ServingOptions
 from .scheduler import Policy, Scheduler
 from .structured import parse_output, repair_instruction
 from .types import GenerationRequest, GenerationResult, PromptSegments, StreamChunk, new_request_id
@@ -58,6 +60,13 @@ class Program:
     def _tag(self, request: GenerationRequest) -> GenerationRequest:
         return request.model_copy(update={"program_id": self.program_id, "session_id": self.session_id})
 
+    def _laid_out(self, request: GenerationRequest) -> GenerationRequest:
+        """The request as the engine gets it: the ablation's naive layout moves the role text first
+        (done at sending, so a parse-repair round still extends the agent's own tail)."""
+        if self.client.options.layout == "stable":
+            return request
+        return request.model_copy(update={"segments": role_first(request.segments)})
+
     def _submit_deferred_warmup(self) -> None:
         """begin_program outside a running loop cannot submit; the first call does it instead."""
         if self._warm_pending:
@@ -66,6 +75,7 @@ class Program:
 
     async def _run(self, request: GenerationRequest) -> GenerationResult:
         self._submit_deferred_warmup()
+        request = self._laid_out(request)
         self.sent[request.request_id] = (time.time(), request)
         result = await self.client.scheduler.submit(request)
         self.results.append(result)
@@ -111,6 +121,7 @@ class Program:
         if not self._batchable(tagged):
             return list(await asyncio.gather(*(self.generate(r) for r in requests)))
         self._submit_deferred_warmup()
+        tagged = [self._laid_out(r) for r in tagged]
         sent_at = time.time()
         for r in tagged:
             self.sent[r.request_id] = (sent_at, r)
@@ -133,7 +144,7 @@ class Program:
         and the slot freed. (Stopping at a complete code block is done by the engine via ``stop``.)
         """
         self._submit_deferred_warmup()
-        request = self._tag(request)
+        request = self._laid_out(self._tag(request))
         self.sent[request.request_id] = (time.time(), request)
         inner = self.client.scheduler.stream(request)
         try:
@@ -162,16 +173,23 @@ class LLMClient:
 
     ``policy="fifo"`` with ``warm_on_begin=False`` gives the naive baseline (used by the benchmark).
     ``anticipate_s``/``aging_skips``/``max_concurrency``/``clock`` are passed to the scheduler.
+    ``options`` (the ablation's switches, ``options.py``) replaces ``policy`` and ``warm_on_begin``
+    when given; its ``kv_reuse`` belongs to the engine (``factory.engine_options``).
     """
 
     def __init__(self, engine: Engine, *, policy: Policy = "app_aware", max_concurrency: int | None = None,
                  anticipate_s: float = 0.05, aging_skips: int = 32,
                  clock: Callable[[], float] = time.monotonic, metrics: MetricsRecorder | None = None,
-                 warm_on_begin: bool = True, warmup_priority: int = 10) -> None:
+                 warm_on_begin: bool = True, warmup_priority: int = 10,
+                 options: ServingOptions | None = None) -> None:
+        if options is not None:
+            policy, warm_on_begin = options.policy, options.warm_up
+        self.options = options or ServingOptions()
         self.engine = engine
         self.metrics = metrics if metrics is not None else MetricsRecorder(clock=clock)
         self.scheduler = Scheduler(engine, policy=policy, max_concurrency=max_concurrency, clock=clock,
-                                   metrics=self.metrics, anticipate_s=anticipate_s, aging_skips=aging_skips)
+                                   metrics=self.metrics, anticipate_s=anticipate_s, aging_skips=aging_skips,
+                                   locality=self.options.locality, priority=self.options.priority)
         self.warm_on_begin = warm_on_begin
         self.warmup_priority = warmup_priority
         self._program_ids = itertools.count(1)

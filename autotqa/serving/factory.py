@@ -24,6 +24,7 @@ from typing import Any
 from ..config import EngineConfig
 from ..errors import ConfigError, EngineError
 from .engine import Engine
+from .options import ServingOptions
 
 
 def _import(module: str, extra: str) -> Any:
@@ -32,6 +33,17 @@ def _import(module: str, extra: str) -> Any:
     except ImportError as exc:
         raise EngineError(f"the engine module {module.lstrip('.')} cannot be loaded: {exc}",
                           hint=f"install the extra: pip install 'autotqa[{extra}]'") from exc
+
+
+def engine_options(cfg: EngineConfig, serving: ServingOptions) -> dict[str, Any]:
+    """Constructor options that carry ``serving.kv_reuse`` to an engine that holds KV state itself
+    (llama.cpp, in-process vLLM, the scripted double); a remote server's cache is not ours to turn off.
+
+    >>> engine_options(EngineConfig(kind="openai"), ServingOptions(kv_reuse=False))
+    {}
+    """
+    in_process = cfg.kind in ("local", "scripted") or (cfg.kind == "vllm" and not cfg.base_url)
+    return {"session_cache": serving.kv_reuse} if in_process else {}
 
 
 def build_engine(cfg: EngineConfig, **options: Any) -> Engine:

@@ -30,6 +30,18 @@ def to_messages(segments: PromptSegments) -> list[Message]:
     ]
 
 
+def role_first(segments: PromptSegments) -> PromptSegments:
+    """The naive layout of the ablation: the role text leads the system message, so calls of
+    different roles share no prefix at all (what the stable layout avoids).
+
+    >>> role_first(PromptSegments(header="H", schema_block="S", tail="do X")).header
+    'do X\\n\\nH'
+    """
+    if not segments.tail:
+        return segments
+    return segments.model_copy(update={"header": _join(segments.tail, segments.header), "tail": ""})
+
+
 def render_chatml(segments: PromptSegments, *, add_generation_prompt: bool = True) -> str:
     """Render with the ChatML template Qwen models use, byte-stable for equal segments."""
     out = []

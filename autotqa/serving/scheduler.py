@@ -26,7 +26,9 @@ session live on this slot first, older program first, FIFO):
 **Forks** (``submit_batch``) are one unit: the branches queue, rank and run together, as one call
 of ``engine.generate_batch``, so an engine that decodes them together gets them together.
 
-Policy ``"fifo"`` is the naive baseline: submission order only, no holds, no locality.
+Policy ``"fifo"`` is the naive baseline: submission order only, no holds, no locality. For the
+ablation (``options.py``), ``locality=False`` drops the started-first/live-session/older-program
+keys and the holds, ``priority=False`` the priority and critical-path keys; both off is FIFO.
 
 Times use the injected ``clock`` (tests pass a fake one and assert exact queue times); the
 anticipation timer uses the event loop.
@@ -98,14 +100,17 @@ class Scheduler:
 
     def __init__(self, engine: Engine, *, policy: Policy = "app_aware", max_concurrency: int | None = None,
                  clock: Callable[[], float] = time.monotonic, metrics: MetricsRecorder | None = None,
-                 anticipate_s: float = 0.05, aging_skips: int = 32) -> None:
+                 anticipate_s: float = 0.05, aging_skips: int = 32, locality: bool = True,
+                 priority: bool = True) -> None:
         if policy not in ("app_aware", "fifo"):
             raise ValueError(f"unknown scheduling policy {policy!r} (app_aware or fifo)")
         self.engine = engine
         self.policy: Policy = policy
         self.clock = clock
         self.metrics = metrics
-        self.anticipate_s = anticipate_s if policy == "app_aware" else 0.0
+        self.locality = locality and policy == "app_aware"
+        self.priority = priority and policy == "app_aware"
+        self.anticipate_s = anticipate_s if self.locality else 0.0
         self.aging_skips = aging_skips
         n = max_concurrency if max_concurrency is not None else engine.max_concurrency
         self.slots = [Slot(i) for i in range(max(1, n))]
@@ -209,15 +214,13 @@ class Scheduler:
         req = entry.request
         prog = self._programs.get(req.program_id)
         aged = entry.skipped // self.aging_skips if self.aging_skips > 0 else 0
-        return (
-            1 if entry.warmup else 0,
-            req.priority - aged,
-            0 if any(self._dependents[r.request_id] for r in entry.requests) else 1,
-            0 if prog is None or prog.started else 1,
-            0 if slot.live_session == req.session_id else 1,
-            prog.seq if prog is not None else entry.seq,
-            entry.seq,
-        )
+        urgency = (req.priority - aged,
+                   0 if any(self._dependents[r.request_id] for r in entry.requests) else 1) \
+            if self.priority else (0, 0)
+        together = (0 if prog is None or prog.started else 1,
+                    0 if slot.live_session == req.session_id else 1,
+                    prog.seq if prog is not None else entry.seq) if self.locality else (0, 0, 0)
+        return (1 if entry.warmup else 0, *urgency, *together, entry.seq)
 
     def _dispatch(self) -> None:
         self._dispatch_pending = False

@@ -15,6 +15,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from .layout import role_first
 from .types import PromptSegments
 
 HEADER = ("You are one of five cooperating agents (user, planner, engineer, executor, critic) that "
@@ -146,8 +147,7 @@ def segments_for(layout: str, role: str, spec: SessionSpec, transcript: str) -> 
         return PromptSegments(header=HEADER, schema_block=spec.schema_text, transcript=transcript,
                               tail=ROLE_TEXT[role])
     if layout == "naive":
-        return PromptSegments(header=f"{ROLE_TEXT[role]}\n\n{HEADER}", schema_block=spec.schema_text,
-                              transcript=transcript)
+        return role_first(segments_for("stable", role, spec, transcript))
     raise ValueError(f"unknown layout {layout!r} (stable or naive)")
 
 

@@ -1,8 +1,8 @@
 """A scripted engine for unit tests of logic: replies come from a list or a function.
 
 It is a test double, never a stand-in for a real engine in user-facing paths. It still counts
-tokens (whitespace-split words) and prefix reuse against the previous prompt of the same session,
-so scheduler and layout logic can be tested with exact numbers.
+tokens (whitespace-split words) and prefix reuse against the previous prompt of the same session
+(none with ``session_cache=False``), so scheduler and layout logic can be tested with exact numbers.
 
 >>> import asyncio
 >>> from autotqa.serving.types import GenerationRequest, PromptSegments
@@ -41,7 +41,7 @@ class ScriptedEngine(Engine):
     def __init__(self, replies: Iterable[Reply] | None = None, *,
                  fn: Callable[[GenerationRequest], str] | None = None,
                  supports_json_schema: bool = False, max_concurrency: int = 1,
-                 stream_words: bool = False, batch: bool = False) -> None:
+                 stream_words: bool = False, batch: bool = False, session_cache: bool = True) -> None:
         self._replies = list(replies or [])
         self._fn = fn
         self.requests: list[GenerationRequest] = []
@@ -54,6 +54,8 @@ class ScriptedEngine(Engine):
         #: Take forks as one unit (``generate_batch``); each fork's request ids land in ``batches``.
         self.supports_batch = batch  # type: ignore[misc]
         self.batches: list[list[str]] = []
+        #: Off: no prompt token counts as reused (an engine without KV reuse, the ablation's naive row).
+        self.session_cache = session_cache
 
     def _reply_for(self, request: GenerationRequest) -> str:
         if request.prefill_only:
@@ -77,7 +79,7 @@ class ScriptedEngine(Engine):
         toks = _tokens(prompt)
         prev = self._last_prompt.get(request.session_id, [])
         reused = 0
-        for a, b in zip(prev, toks):
+        for a, b in zip(prev if self.session_cache else [], toks):
             if a != b:
                 break
             reused += 1
