@@ -132,3 +132,101 @@ def test_bad_options_are_usage_errors(data_dir: Path) -> None:
     assert res.exit_code == 2 and "error: unknown engine 'gpt'" in res.output, res.output
     res = runner.invoke(app, ["bench", "serving", "--mode", "fastest", "--data", str(data_dir)])
     assert res.exit_code == 2 and "error: unknown mode 'fastest'" in res.output, res.output
+
+
+# -- the agents workload: the ablation rows on the real orchestrator, scripted model replies ------
+
+REPLIES = {"planner": '{"steps": [{"goal": "count", "tables": ["sales"]}]}',
+           "engineer": "```sql\nSELECT count(*) AS n FROM sales\n```",
+           "critic": '{"verdict": "accept", "note": "There are 3 sales."}'}
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> tuple[Path, Path]:
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    (folder / "sales.csv").write_text("id,region,amount\n1,north,10\n2,south,20\n3,north,5\n")
+    questions = tmp_path / "questions.json"
+    questions.write_text(json.dumps([{"question": "How many sales are there?"},
+                                     {"question": "What is the total amount of sales?"},
+                                     {"question": "How many sales are in the north region?"}]))
+    return folder, questions
+
+
+def scripted_for(options: object) -> ScriptedEngine:
+    from autotqa.config import EngineConfig
+    from autotqa.serving.factory import build_engine, engine_options
+
+    cfg = EngineConfig(kind="scripted")
+    return build_engine(cfg, fn=lambda r: REPLIES[r.agent], **engine_options(cfg, options))  # type: ignore[arg-type, return-value]
+
+
+def test_agents_ablation_applies_each_switch(shop: tuple[Path, Path]) -> None:
+    from autotqa.config import Config
+    from autotqa.evaluation.serving_ablation import ROWS, folder_sessions, run_ablation, table
+    from autotqa.serving.options import ServingOptions
+
+    config = Config()
+    config.agents.candidates, config.agents.escalate = 1, "loop"  # planner -> engineer -> critic
+    sessions, catalogs = folder_sessions(shop[0], shop[1], 2, 2, config)
+    assert [s.questions for s in sessions] == [
+        ("How many sales are there?", "What is the total amount of sales?"),
+        ("How many sales are in the north region?", "How many sales are there?")]
+    try:  # a long anticipation hold: a slow SQL run on a loaded machine cannot reorder the calls
+        out = asyncio.run(run_ablation(scripted_for, sessions, config, anticipate_s=10.0))
+    finally:
+        for c in catalogs:
+            c.close()
+    rows = out["rows"]
+    assert tuple(rows) == ROWS and rows["priority"]["options"] == ServingOptions().as_dict()
+    for row in rows.values():  # the same work in every row: 2 questions x 3 calls, all answered
+        assert row["calls_per_session"] == {"s1-shop": 6, "s2-shop": 6} and row["answered"] == 4
+        assert row["distinct_tokens"] > 0
+    fifo = ["s1:planner", "s2:planner", "s1:engineer", "s2:engineer", "s1:critic", "s2:critic"] * 2
+    together = ["s1:planner", "s1:engineer", "s1:critic"] * 2 + ["s2:planner", "s2:engineer", "s2:critic"] * 2
+    assert rows["naive"]["order"] == rows["layout"]["order"] == rows["kv_reuse"]["order"] == fifo
+    assert rows["locality"]["order"] == together
+    warm = ["s1:warmup", "s1:warmup", "s1:planner", "s1:engineer", "s1:critic",
+            "s1:warmup", "s1:planner", "s1:engineer", "s1:critic"]  # at open, then at each question
+    assert rows["warm_up"]["order"] == warm + [w.replace("s1", "s2") for w in warm]
+    # No reuse at all without the engine's KV reuse; the same prompts computed in full.
+    assert rows["naive"]["reused_tokens"] == rows["layout"]["reused_tokens"] == 0
+    assert rows["naive"]["computed_tokens"] == rows["naive"]["prompt_tokens"]
+    assert rows["naive"]["warmup_tokens"] == rows["locality"]["warmup_tokens"] == 0
+    # Role text first: the row's prompts share less (more distinct tokens) than the stable layout's.
+    assert rows["naive"]["distinct_tokens"] > rows["layout"]["distinct_tokens"]
+    assert rows["kv_reuse"]["computed_tokens"] < 0.6 * rows["layout"]["computed_tokens"]
+    assert rows["warm_up"]["warmup_tokens"] > 0
+    assert rows["warm_up"]["computed_tokens"] < rows["locality"]["computed_tokens"]
+    assert rows["priority"]["computed_vs_distinct"] == round(
+        rows["priority"]["computed_tokens"] / rows["priority"]["distinct_tokens"], 3)
+    assert set(out["speedups"]) == set(ROWS) and out["speedups"]["naive"]["session_median"] == 1.0
+    assert table(out).count("\n") == len(ROWS) + 1
+
+
+def test_cli_agents_workload(shop: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import autotqa.serving.factory as factory
+    from autotqa.cli import _register, app
+
+    built: list[bool] = []
+
+    def fake_build(cfg: object, **options: bool) -> ScriptedEngine:
+        built.append(options["session_cache"])
+        return ScriptedEngine(fn=lambda r: REPLIES[r.agent])
+
+    monkeypatch.setattr(factory, "build_engine", fake_build)
+    _register()
+    out_file = shop[0].parent / "ablation.json"
+    res = CliRunner().invoke(app, [
+        "bench", "serving", "--workload", "agents", "--sessions", "2", "--questions", "1", "--mode", "naive",
+        "--mode", "priority", "--data", str(shop[0]), "--question-file", str(shop[1]), "--out", str(out_file)])
+    assert res.exit_code == 0, res.output
+    last = json.loads(res.stdout.strip().splitlines()[-1])
+    assert list(last["rows"]) == ["naive", "priority"] and json.loads(out_file.read_text()) == last
+    assert built == [False, True]  # the naive row's engine keeps no KV state
+    # 4 candidates agree at once: one fork of 4 calls per question, in both rows
+    assert [r["llm_calls"] for r in last["rows"].values()] == [8, 8]
+    assert "| naive |" in res.stderr
+    res = CliRunner().invoke(app, ["bench", "serving", "--workload", "agents", "--mode", "app_aware",
+                                   "--data", str(shop[0]), "--question-file", str(shop[1])])
+    assert res.exit_code == 2 and "error: unknown row 'app_aware'" in res.output, res.output

@@ -2,9 +2,12 @@
 
     autotqa bench serving --sessions 4 --calls 6 --out eval/results/bench_serving.json
     autotqa bench combine naive.json app_aware.json   # modes run as separate processes (--mode)
+    autotqa bench serving --workload agents --sessions 4 --questions 2 --out ablation.json
 
-Progress goes to stderr; the last stdout line is the JSON result
-(``{"naive": {...}, "app_aware": {...}, "speedup_median": ...}``).
+``--workload synthetic`` (default) replays the synthetic call chains of ``serving/workload.py``;
+``--workload agents`` runs the real agents on real questions, one row per technique switched on
+(``evaluation/serving_ablation.py``). Progress goes to stderr; the last stdout line is the JSON
+result (``{"naive": {...}, "app_aware": {...}, "speedup_median": ...}``, or ``{"rows": {...}}``).
 """
 
 from __future__ import annotations
@@ -41,11 +44,21 @@ def serving(
     data: Path = typer.Option(Path("../shared/datasets/spider-train"), "--data", metavar="DIR",
                               help="Spider folder (or a folder of *.sqlite files); read only."),
     max_tokens: int = typer.Option(40, "--max-tokens", metavar="N", min=1, help="Output tokens per call."),
-    mode: list[str] = typer.Option(["naive", "app_aware"], "--mode", metavar="MODE", help="Modes to run (repeatable)."),
+    mode: list[str] | None = typer.Option(
+        None, "--mode", metavar="MODE",
+        help="Modes (synthetic: naive, app_aware) or rows (agents: naive, layout, kv_reuse, locality, "
+             "warm_up, priority) to run (repeatable; default all)."),
+    workload: str = typer.Option("synthetic", "--workload", metavar="KIND",
+                                 help="synthetic (call chains) or agents (the agents on real questions)."),
+    questions: int = typer.Option(2, "--questions", metavar="N", min=1,
+                                  help="agents: questions asked in each session, one after another."),
+    question_file: Path = typer.Option(Path("datasets/demo_questions.json"), "--question-file", metavar="FILE",
+                                       help="agents, when --data is a folder of tables: its questions (JSON)."),
     out: Path | None = typer.Option(None, "--out", metavar="FILE", help="Also write the JSON result here."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
-    """Serve K concurrent sessions x N calls naively and app-aware; print the comparison as JSON."""
+    """Serve K concurrent sessions naively and app-aware (synthetic), or the agents' real calls with
+    one technique more per row (agents); print the comparison as JSON."""
     from ..serving.bench import MODES, ModeSpec, run_benchmark
     from ..serving.factory import build_engine, engine_options
     from ..serving.options import ServingOptions
@@ -53,11 +66,17 @@ def serving(
 
     if engine not in ("local", "openai", "vllm"):
         raise fail(f"unknown engine {engine!r}", hint="use --engine local, openai or vllm", code=2)
+    if workload not in ("synthetic", "agents"):
+        raise fail(f"unknown workload {workload!r}", hint="use --workload synthetic or agents", code=2)
+    if not data.is_dir():
+        raise ConfigError(f"no dataset folder at {data}", hint="pass --data ../shared/datasets/spider-train")
+    if workload == "agents":
+        _agents(engine, model, base_url, data, sessions, questions, question_file, mode, out)
+        return
+    mode = mode or ["naive", "app_aware"]
     unknown = [m for m in mode if m not in MODES]
     if unknown:
         raise fail(f"unknown mode {unknown[0]!r}", hint="use --mode naive and/or --mode app_aware", code=2)
-    if not data.is_dir():
-        raise ConfigError(f"no dataset folder at {data}", hint="pass --data ../shared/datasets/spider-train")
     try:
         specs = build_sessions(data, sessions)
     except FileNotFoundError as exc:
@@ -87,15 +106,56 @@ def serving(
 
         result = asyncio.run(run_benchmark(factory, specs, calls=calls, max_tokens=max_tokens,
                                            modes=tuple(mode), on_call=on_call))
-    result["workload"]["engine"] = engine
-    result["workload"]["model"] = cfg.model
+    _emit(result, cfg, out)
+
+
+def _emit(result: dict[str, Any], cfg: Any, out: Path | None) -> None:
+    """Engine facts into the workload, the JSON to ``out`` and as the last stdout line."""
+    result["workload"].update(engine=cfg.kind, model=cfg.model)
     if cfg.kind == "local":
-        result["workload"]["n_threads"] = cfg.n_threads
-    line = json.dumps(result, separators=(",", ":"))
+        result["workload"].update(n_threads=cfg.n_threads, thread_policy=cfg.thread_policy)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(line)
+    print(json.dumps(result, separators=(",", ":")))
+
+
+def _agents(engine: str, model: str | None, base_url: str | None, data: Path, sessions: int, questions: int,
+            question_file: Path, rows: list[str] | None, out: Path | None) -> None:
+    """The ablation on the agents' real calls: every row of LADDER (or ``rows``) on a fresh engine."""
+    from ..evaluation.serving_ablation import ROWS, folder_sessions, run_ablation, spider_sessions, table
+    from ..serving.factory import build_engine, engine_options
+
+    rows = rows or list(ROWS)
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        raise fail(f"unknown row {unknown[0]!r}", hint=f"use --mode with one of {', '.join(ROWS)}", code=2)
+    config = config_from_flags({"engine.kind": engine, "engine.model": model, "engine.base_url": base_url})
+    # Measure serving within one process: a prefix persisted by an earlier run must not help.
+    config.engine.persist_prefix = False
+    if (data / "questions.jsonl").is_file():
+        specs, catalogs = spider_sessions(data, sessions, questions, config)
+    else:
+        specs, catalogs = folder_sessions(data, question_file, sessions, questions, config)
+    console = Console(stderr=True)
+    console.print(f"bench serving --workload agents: {len(specs)} sessions x {questions} questions on "
+                  f"{engine} ({', '.join(s.source for s in specs)}), rows {', '.join(rows)}", highlight=False)
+
+    def on_answer(row: str, session_id: str, answer: Any) -> None:
+        console.print(f"{row}: {session_id.split('-')[0]} {len(answer.calls)} calls {answer.elapsed_s:.1f}s "
+                      f"{answer.question[:60]!r} -> {answer.values[:3]}", highlight=False)
+
+    try:
+        result = asyncio.run(run_ablation(
+            lambda o: build_engine(config.engine, **engine_options(config.engine, o)), specs, config,
+            rows=rows, on_answer=on_answer))
+    finally:
+        for executor in (e for s in specs for e in s.workspace.executors.values()):
+            getattr(executor, "close", lambda: None)()
+        for catalog in catalogs:
+            getattr(catalog, "close", lambda: None)()
+    console.print(table(result), highlight=False)
+    _emit(result, config.engine, out)
 
 
 @bench_app.command("combine", epilog=examples(

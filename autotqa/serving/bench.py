@@ -79,7 +79,15 @@ async def run_mode(mode: ModeSpec, engine: Engine, specs: list[SessionSpec], *, 
         return clock() - t0
 
     session_s = await asyncio.gather(*(session(s) for s in specs))
-    wall = clock() - t0
+    out = figures(client, list(session_s), clock() - t0)
+    out.update(policy=mode.policy, layout=mode.layout, warm_up=mode.warm, session_cache=mode.session_cache,
+               dispatch_order=[_label(client, rid) for rid in client.scheduler.dispatch_order])
+    return out
+
+
+def figures(client: LLMClient, session_s: list[float], wall: float) -> dict[str, Any]:
+    """What one run of a workload measured: latencies (per call: submit -> result; per session:
+    start -> last answer), time to first token, tokens, reuse, throughput, the engine's counters."""
     summary = client.metrics.summary()
     real = [c for c in client.metrics.calls if not c.warmup]
     latencies = [c.latency_s for c in real]
@@ -87,23 +95,16 @@ async def run_mode(mode: ModeSpec, engine: Engine, specs: list[SessionSpec], *, 
         "wall_s": round(wall, 3),
         "median_latency_s": round(statistics.median(latencies), 3) if latencies else 0.0,
         "p95_latency_s": round(percentile(latencies, 95), 3),
+        "ttft_median_s": round(summary["ttft_median_s"], 3),
         "session_median_s": round(statistics.median(session_s), 3),
+        "session_p95_s": round(percentile(session_s, 95), 3),
         "session_s": [round(s, 3) for s in session_s],
-        "llm_calls": summary["llm_calls"],
-        "prompt_tokens": summary["prompt_tokens"],
-        "reused_tokens": summary["reused_tokens"],
-        "computed_tokens": summary["computed_tokens"],
-        "completion_tokens": summary["completion_tokens"],
-        "reuse_ratio": summary["reuse_ratio"],
-        "warmup_tokens": summary["warmup_tokens"],
-        "warmup_s": summary["warmup_s"],
-        "policy": mode.policy,
-        "layout": mode.layout,
-        "warm_up": mode.warm,
-        "session_cache": mode.session_cache,
-        "dispatch_order": [_label(client, rid) for rid in client.scheduler.dispatch_order],
+        **{k: summary[k] for k in ("llm_calls", "prompt_tokens", "reused_tokens", "computed_tokens",
+                                   "completion_tokens", "reuse_ratio", "warmup_tokens", "warmup_s")},
+        "calls_per_min": round(60 * len(real) / wall, 2) if wall > 0 else 0.0,
+        "completion_tok_s": round(summary["completion_tokens"] / wall, 2) if wall > 0 else 0.0,
     }
-    stats = getattr(engine, "stats", None)
+    stats = getattr(client.engine, "stats", None)
     if isinstance(stats, dict):
         out["engine_stats"] = dict(stats)
     return out

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from .types import GenerationRequest, GenerationResult, StreamChunk
+from .types import GenerationRequest, GenerationResult, PromptSegments, StreamChunk
 
 
 class Engine(abc.ABC):
@@ -51,6 +51,11 @@ class Engine(abc.ABC):
         This default runs them one after another; engines that set ``supports_batch`` override it.
         """
         return [await self.generate(r) for r in requests]
+
+    def prompt_token_ids(self, segments: PromptSegments) -> list[Any] | None:
+        """The tokens this engine would compute for ``segments`` (None when it cannot say): lets a
+        benchmark count a workload's distinct tokens, the least any KV reuse must compute."""
+        return None
 
     async def warm(self, request: GenerationRequest) -> GenerationResult:
         """Prefill a shared prefix so the next calls of its session reuse it."""

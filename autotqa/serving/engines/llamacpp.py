@@ -132,6 +132,10 @@ class LlamaCppEngine(Engine):
     def _tokenize(self, text: str) -> list[int]:
         return self.llm.tokenize(text.encode(), add_bos=False, special=True)
 
+    def prompt_token_ids(self, segments: Any) -> list[int]:
+        """Call only while the engine is idle (the tokenizer is the model's, used by the worker)."""
+        return self._tokenize(self.template.render(segments))
+
     def _grammar(self, schema: dict[str, Any]) -> Any:
         key = json.dumps(schema, sort_keys=True)
         if key not in self._grammars:

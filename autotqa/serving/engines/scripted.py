@@ -17,11 +17,11 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ..engine import Engine
 from ..layout import render_chatml
-from ..types import GenerationRequest, GenerationResult, StreamChunk, Timings, Usage
+from ..types import GenerationRequest, GenerationResult, PromptSegments, StreamChunk, Timings, Usage
 
 Reply = str | Callable[[GenerationRequest], str]
 
@@ -66,6 +66,9 @@ class ScriptedEngine(Engine):
         if self._fn is not None:
             return self._fn(request)
         raise AssertionError(f"ScriptedEngine ran out of replies at request {request.agent}/{request.step_id}")
+
+    def prompt_token_ids(self, segments: PromptSegments) -> list[Any]:
+        return _tokens(render_chatml(segments))
 
     async def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         self.batches.append([r.request_id for r in requests])
