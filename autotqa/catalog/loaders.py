@@ -30,6 +30,7 @@ from autotqa.catalog.excel import read_workbook
 from autotqa.catalog.frames import frame_to_arrow, rows_to_arrow, sqlite_affinity
 from autotqa.catalog.limits import check_width
 from autotqa.catalog.naming import quote_ident, sql_string
+from autotqa.catalog.published import retype_published
 from autotqa.catalog.sniff import (detect_format, display_stem, extension_format, sniff_encoding,
                                    text_suffix)
 from autotqa.errors import DataLoadError
@@ -83,7 +84,7 @@ def load_path(con: duckdb.DuckDBPyConnection, path: Path, new_name: NewName, *,
     elif fmt in ("parquet", "json"):
         loaded = [(_load_with_reader(con, path, fmt, new_name(display)), display, str(path))]
     elif fmt == "excel":
-        return _load_excel(con, path, display, new_name)
+        loaded = _load_excel(con, path, display, new_name)
     elif fmt == "sqlite":
         return _load_sqlite(con, path, new_name)
     else:
@@ -92,6 +93,8 @@ def load_path(con: duckdb.DuckDBPyConnection, path: Path, new_name: NewName, *,
         width = con.execute("SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
                             "AND table_name = ?", [table]).fetchall()[0][0]
         check_width(path, int(width))
+        if fmt in ("csv", "excel"):  # published for readers: see catalog/published.py
+            retype_published(con, table)
     return loaded
 
 
