@@ -214,6 +214,41 @@ def test_close_stops_the_spare_and_starts_no_other() -> None:
     assert ex._spare is None
 
 
+def test_close_waits_for_the_prestart_about_to_read_the_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Session.close closes its executors, then the catalog. A prestart thread that had passed its
+    # "closed?" check but not yet read the tables then read a closed connection ("Connection already
+    # closed" in a thread). The pause below holds the thread in exactly that window.
+    import threading
+
+    from autotqa.catalog import Catalog
+
+    errors: list[object] = []
+    monkeypatch.setattr(threading, "excepthook", errors.append)
+    paused, release = threading.Event(), threading.Event()
+    read_tables = PandasExecutor._tables
+
+    def pausing(self: PandasExecutor) -> tuple:
+        paused.set()
+        release.wait(10)
+        return read_tables(self)
+
+    monkeypatch.setattr(PandasExecutor, "_tables", pausing)
+    catalog = Catalog.from_sources([PEOPLE.to_pandas()])
+    ex = PandasExecutor.from_catalog(catalog, CONFIG)
+    assert paused.wait(10)
+    timer = threading.Timer(0.3, release.set)
+    timer.start()
+    try:
+        ex.close()
+        catalog.close()
+    finally:
+        release.set()
+        timer.join()
+    assert ex._prestarter is not None
+    ex._prestarter.join(10)
+    assert (errors, ex._prestarter.is_alive(), ex._spare) == ([], False, None)
+
+
 def test_without_confinement_pandas_is_off_unless_opted_in(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(confine.Launcher, "_probe", lambda self: "bubblewrap (bwrap) is not installed")
     with PandasExecutor({"people": PEOPLE}, CONFIG) as ex:

@@ -210,9 +210,12 @@ class PandasExecutor:
         self._launcher = Launcher(python, unconfined_ok=self.config.pandas_unconfined_ok)
         self._spare: _Child | None = None
         self._closed = False
+        self._prestarter: threading.Thread | None = None
         if prestart:
             # In the background: exporting the tables to Arrow must not delay opening a session.
-            threading.Thread(target=self._restock, daemon=True, name="autotqa-sandbox-prestart").start()
+            self._prestarter = threading.Thread(target=self._restock, daemon=True,
+                                                name="autotqa-sandbox-prestart")
+            self._prestarter.start()
 
     @classmethod
     def from_catalog(cls, catalog: Catalog, config: ExecutorConfig | None = None,
@@ -230,12 +233,19 @@ class PandasExecutor:
             self.close()
 
     def close(self) -> None:
-        """Stop the spare child, if any; no new spare is started afterwards."""
+        """Stop the spare child, if any; no new spare is started afterwards.
+
+        Waits for the prestart thread: it may be reading the tables from the provider (the
+        catalog), and the caller closes the catalog next."""
         lock = getattr(self, "_lock", None)  # (getattr: __init__ may have failed)
         if lock is None:
             return
         with lock:
             self._closed = True
+        prestarter = self._prestarter
+        if prestarter is not None and prestarter is not threading.current_thread():
+            prestarter.join()
+        with lock:
             spare, self._spare = self._spare, None
         if spare is not None:
             spare.kill()
@@ -288,7 +298,10 @@ class PandasExecutor:
     def _restock(self) -> None:
         if not self._prestart or self._closed or self._launcher.refusal():
             return
-        fresh: _Child | None = _Child(self._launcher, *self._tables())
+        tables = self._tables()
+        if self._closed:  # closed while the tables were read: no child to start and kill
+            return
+        fresh: _Child | None = _Child(self._launcher, *tables)
         with self._lock:
             if not self._closed:
                 fresh, self._spare = self._spare, fresh
