@@ -30,7 +30,8 @@ app.add_typer(bench_app, name="bench")
 
 @bench_app.command("serving", epilog=examples(
     "autotqa bench serving --sessions 4 --calls 6 --out bench.json",
-    "autotqa bench serving --engine openai --base-url http://127.0.0.1:8000/v1 --mode app_aware"))
+    "autotqa bench serving --engine openai --base-url http://127.0.0.1:8000/v1 --mode app_aware",
+    "autotqa bench serving --workload agents --sessions 4 --questions 2 --out ablation.json"))
 @handle_errors
 def serving(
     sessions: int = typer.Option(4, "--sessions", metavar="N", min=1,
