@@ -6,7 +6,7 @@ each slot remembers the session whose state it ran last (``live_session``).
 
 Policy ``"app_aware"`` (Parrot/SGLang ideas). For each free slot the ready request with the smallest
 key runs, key = (warm-up last, priority minus aging, critical first, started program first,
-session live on this slot first, older program first, FIFO):
+session live on this slot first, older program first, FIFO; ``ordering.py`` computes it):
 
 * **Warm-ups** (prefill-only shared prefix, submitted when a session opens) never delay a ready real
   request — except their own session's: when the chosen request's session still has a queued warm-up,
@@ -40,53 +40,14 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .engine import Engine
 from .metrics import CallRecord, MetricsRecorder
+from .ordering import Entry, Ordering, ProgramState, Slot
 from .types import GenerationRequest, GenerationResult, StreamChunk, Timings
 
 Policy = Literal["app_aware", "fifo"]
-
-
-@dataclass(eq=False)
-class _Entry:
-    request: GenerationRequest
-    seq: int
-    submitted_at: float
-    warmup: bool
-    future: asyncio.Future[Any]  # a GenerationResult; a list of them for a fork
-    chunks: asyncio.Queue[Any] | None = None  # set for streams
-    started_at: float = 0.0
-    skipped: int = 0  # dispatches that passed this ready request over (aging)
-    task: asyncio.Task[None] | None = None
-    batch: tuple[GenerationRequest, ...] = ()  # a fork's branches (``request`` is the first)
-
-    @property
-    def requests(self) -> tuple[GenerationRequest, ...]:
-        return self.batch or (self.request,)
-
-
-@dataclass(eq=False)
-class _Program:
-    program_id: str
-    session_id: str
-    seq: int
-    started: bool = False
-    ended: bool = False
-    outstanding: int = 0  # real requests queued or running
-
-
-@dataclass(eq=False)
-class Slot:
-    """One unit of engine concurrency."""
-
-    index: int
-    live_session: str | None = None
-    running: _Entry | None = field(default=None, repr=False)
-    held_for: str | None = None  # program id that may use this slot next
-    hold_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
 
 def _consume(fut: asyncio.Future[Any]) -> None:
@@ -112,12 +73,14 @@ class Scheduler:
         self.priority = priority and policy == "app_aware"
         self.anticipate_s = anticipate_s if self.locality else 0.0
         self.aging_skips = aging_skips
+        self.ordering = Ordering(fifo=policy == "fifo", priority=self.priority, locality=self.locality,
+                                 aging_skips=aging_skips)
         n = max_concurrency if max_concurrency is not None else engine.max_concurrency
         self.slots = [Slot(i) for i in range(max(1, n))]
         #: Request ids in the order they were given a slot (for tests and benchmarks).
         self.dispatch_order: list[str] = []
-        self._queue: list[_Entry] = []
-        self._programs: dict[str, _Program] = {}
+        self._queue: list[Entry] = []
+        self._programs: dict[str, ProgramState] = {}
         self._unfinished: Counter[str] = Counter()  # request id -> queued/running count
         self._dependents: Counter[str] = Counter()  # request id -> queued requests waiting on it
         self._seq = 0
@@ -128,7 +91,7 @@ class Scheduler:
                       warmup: GenerationRequest | None = None) -> asyncio.Future[GenerationResult] | None:
         """Register a program; submit ``warmup`` (its shared prefix, prefill only) at once if given."""
         self._seq += 1
-        self._programs[program_id] = _Program(program_id, session_id, self._seq)
+        self._programs[program_id] = ProgramState(program_id, session_id, self._seq)
         if self.metrics is not None:
             self.metrics.program_opened(program_id, session_id, self.clock())
         if warmup is None:
@@ -178,10 +141,10 @@ class Scheduler:
                 entry.future.cancel()  # dequeues it, or cancels the engine stream if running
 
     def _enqueue(self, request: GenerationRequest, *, warmup: bool, stream: bool,
-                 batch: tuple[GenerationRequest, ...] = ()) -> _Entry:
+                 batch: tuple[GenerationRequest, ...] = ()) -> Entry:
         loop = asyncio.get_running_loop()
         self._seq += 1
-        entry = _Entry(request, self._seq, self.clock(), warmup, loop.create_future(),
+        entry = Entry(request, self._seq, self.clock(), warmup, loop.create_future(),
                        asyncio.Queue() if stream else None, batch=batch)
         if stream:
             entry.future.add_done_callback(_consume)
@@ -205,29 +168,19 @@ class Scheduler:
             self._dispatch_pending = True
             asyncio.get_running_loop().call_soon(self._dispatch)
 
-    def _ready(self, entry: _Entry) -> bool:
+    def _ready(self, entry: Entry) -> bool:
         return not any(self._unfinished[d] for r in entry.requests for d in r.depends_on)
 
-    def _key(self, entry: _Entry, slot: Slot) -> tuple[Any, ...]:
-        if self.policy == "fifo":
-            return (entry.seq,)
-        req = entry.request
-        prog = self._programs.get(req.program_id)
-        aged = entry.skipped // self.aging_skips if self.aging_skips > 0 else 0
-        urgency = (req.priority - aged,
-                   0 if any(self._dependents[r.request_id] for r in entry.requests) else 1) \
-            if self.priority else (0, 0)
-        together = (0 if prog is None or prog.started else 1,
-                    0 if slot.live_session == req.session_id else 1,
-                    prog.seq if prog is not None else entry.seq) if self.locality else (0, 0, 0)
-        return (1 if entry.warmup else 0, *urgency, *together, entry.seq)
+    def _key(self, entry: Entry, slot: Slot) -> tuple[Any, ...]:
+        critical = any(self._dependents[r.request_id] for r in entry.requests)
+        return self.ordering.key(entry, slot, self._programs.get(entry.request.program_id), critical=critical)
 
     def _dispatch(self) -> None:
         self._dispatch_pending = False
         while True:
             free = [s for s in self.slots if s.running is None]
             ready = [e for e in self._queue if self._ready(e)]
-            best: tuple[tuple[Any, ...], Slot, _Entry] | None = None
+            best: tuple[tuple[Any, ...], Slot, Entry] | None = None
             for slot in free:
                 for entry in ready:
                     if slot.held_for is not None and entry.request.program_id != slot.held_for:
@@ -245,12 +198,12 @@ class Scheduler:
                     other.skipped += 1
             self._start(slot, entry)
 
-    def _own_warmup(self, entry: _Entry) -> _Entry | None:
+    def _own_warmup(self, entry: Entry) -> Entry | None:
         sid = entry.request.session_id
         return next((e for e in self._queue if e.warmup and e.request.session_id == sid and self._ready(e)),
                     None)
 
-    def _start(self, slot: Slot, entry: _Entry) -> None:
+    def _start(self, slot: Slot, entry: Entry) -> None:
         self._queue.remove(entry)
         self._release_holds(entry.request.program_id)
         self._clear_hold(slot)
@@ -263,7 +216,7 @@ class Scheduler:
         self.dispatch_order.extend(r.request_id for r in entry.requests)
         entry.task = asyncio.get_running_loop().create_task(self._run(slot, entry))
 
-    async def _run(self, slot: Slot, entry: _Entry) -> None:
+    async def _run(self, slot: Slot, entry: Entry) -> None:
         req = entry.request
         result: Any = None  # a GenerationResult; a list of them for a fork
         ttft: float | None = None
@@ -299,7 +252,7 @@ class Scheduler:
             error = exc
         self._finish(slot, entry, result, ttft, error)
 
-    def _finish(self, slot: Slot, entry: _Entry, result: Any, ttft: float | None,
+    def _finish(self, slot: Slot, entry: Entry, result: Any, ttft: float | None,
                 error: BaseException | None) -> None:
         now = self.clock()
         req = entry.request
@@ -338,7 +291,7 @@ class Scheduler:
             entry.chunks.put_nowait(error if error is not None else StreamChunk(result=result))
         self._schedule_dispatch()
 
-    def _forget(self, entry: _Entry) -> None:
+    def _forget(self, entry: Entry) -> None:
         for req in entry.requests:
             self._unfinished[req.request_id] -= 1
             if self._unfinished[req.request_id] <= 0:
@@ -353,7 +306,7 @@ class Scheduler:
             if prog.ended and prog.outstanding == 0:
                 del self._programs[prog.program_id]
 
-    def _on_future_done(self, entry: _Entry) -> None:
+    def _on_future_done(self, entry: Entry) -> None:
         """A caller gave up (cancelled): drop the request if queued, stop it if running."""
         if not entry.future.cancelled():
             return
@@ -366,7 +319,7 @@ class Scheduler:
         elif entry.task is not None and not entry.task.done():
             entry.task.cancel()
 
-    def _record(self, entry: _Entry, req: GenerationRequest, result: GenerationResult | None,
+    def _record(self, entry: Entry, req: GenerationRequest, result: GenerationResult | None,
                 timings: Timings, failure: str | None) -> None:
         if self.metrics is None:
             return
