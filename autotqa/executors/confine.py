@@ -9,7 +9,10 @@ runs under bubblewrap (``bwrap``) in new user, PID, network, IPC, UTS and mount 
   /work, no /etc beyond that; a fresh /proc of its own PID namespace and a minimal read-only /dev;
 - the network namespace has only ``lo``: nothing outside the sandbox can be reached;
 - the environment is cleared (no ``AUTOTQA_*``, no API keys); the uid inside is ``nobody``;
-- every process in the PID namespace dies with the child, and the child dies with its parent;
+- every process in the PID namespace dies with the child, and the child dies with its parent
+  (``--die-with-parent``: the kernel's parent-death signal, which follows the *thread* that started
+  the process; so every child is started from one long-lived thread of the launcher's, and a kill
+  reaches the sandbox's init too, see :meth:`Launcher.kill`);
 - a seccomp filter (built here with libseccomp through ``pyseccomp``) that the child applies to all
   its threads after start-up, just before the code runs: no execve, fork or non-thread clone, no
   sockets but AF_UNIX, no raising or setting of resource limits, no ptrace, mount, namespaces,
@@ -23,8 +26,11 @@ Where that is not possible (not Linux, no bwrap, no user namespaces, no libsecco
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import errno
 import os
+import signal
 import shutil
 import subprocess
 import sys
@@ -66,6 +72,9 @@ class Launcher:
         self._bwrap = ""
         self._bpf = b""
         self._seccomp_nr = 0
+        self._spawn_lock = threading.Lock()
+        self._spawner: concurrent.futures.ThreadPoolExecutor | None = None
+        self._closed = False
 
     @property
     def unavailable(self) -> str | None:
@@ -100,8 +109,24 @@ class Launcher:
         return [*_bwrap_args(self._bwrap, self.python, script), "--", *tail]
 
     def popen(self, script: Path, *, pass_fds: tuple[int, ...] = (), **kwargs: object) -> subprocess.Popen:
-        """Start ``script``; ``pass_fds`` stay open in the child at the same numbers."""
-        if self.confined:
+        """Start ``script``; ``pass_fds`` stay open in the child at the same numbers.
+
+        The start happens on the launcher's own thread, which lives until :meth:`close`: bubblewrap
+        kills itself when the thread that started it ends, and a spare started from a short-lived
+        thread (the pandas prestart) died a moment after it was made. OSError once closed."""
+        confined = self.confined  # probed here, not on the spawn thread under its lock
+        with self._spawn_lock:
+            if self._closed:
+                raise OSError("the sandbox launcher is closed")
+            if self._spawner is None:
+                self._spawner = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix="autotqa-sandbox-spawn")
+            spawner = self._spawner
+        return spawner.submit(self._popen, script, confined, pass_fds, kwargs).result()
+
+    def _popen(self, script: Path, confined: bool, pass_fds: tuple[int, ...],
+               kwargs: dict[str, object]) -> subprocess.Popen:
+        if confined:
             read_end, write_end = os.pipe()  # the seccomp program, read once by the child at start
             os.write(write_end, self._bpf)  # a few hundred bytes: well within the pipe's buffer
             os.close(write_end)
@@ -112,6 +137,33 @@ class Launcher:
                 os.close(read_end)
         return subprocess.Popen(self.argv(script), env=CHILD_ENV, cwd="/", start_new_session=True,
                                 pass_fds=pass_fds, **kwargs)
+
+    def kill(self, proc: subprocess.Popen) -> None:
+        """SIGKILL a process started by :meth:`popen` and every process below it.
+
+        bwrap's sandbox init runs in a session of its own (a process-group kill misses it) and dies
+        with bwrap only once it has set its own parent-death signal: a child killed early in its
+        start-up left that init and the Python below it running. Each process below is signalled
+        through a pidfd taken while it is still the child of the process above it, so a recycled
+        process id is never hit."""
+        below = _pidfds_below(proc.pid)
+        try:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            for fd in below:
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(fd, signal.SIGKILL)
+        finally:
+            for fd in below:
+                os.close(fd)
+
+    def close(self) -> None:
+        """End the launcher's thread (children still running then get bubblewrap's SIGKILL)."""
+        with self._spawn_lock:
+            self._closed = True
+            spawner, self._spawner = self._spawner, None
+        if spawner is not None:
+            spawner.shutdown(wait=True)
 
     def exit_signal(self, returncode: int) -> int | None:
         """The signal that ended the child, from the status of the process started by ``popen``."""
@@ -142,6 +194,44 @@ class Launcher:
         if done.returncode != 0:
             lines = done.stderr.decode(errors="replace").strip().splitlines()
             return f"bubblewrap failed here: {lines[-1] if lines else f'status {done.returncode}'}"
+        return None
+
+
+def _pidfds_below(pid: int) -> list[int]:
+    """pidfds of every process below ``pid``, each checked to be the child of its
+    parent after the pidfd was opened. Empty where /proc lacks child lists or pidfds are missing."""
+    fds: list[int] = []
+    parents = [pid]
+    while parents:
+        parent = parents.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{tid}/children", encoding="ascii") as fh:
+                    children = [int(c) for c in fh.read().split()]
+            except OSError:
+                continue
+            for child in children:
+                try:
+                    fd = os.pidfd_open(child)
+                except (OSError, AttributeError):
+                    continue
+                if _parent_of(child) == parent:
+                    fds.append(fd)
+                    parents.append(child)
+                else:
+                    os.close(fd)
+    return fds
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
         return None
 
 

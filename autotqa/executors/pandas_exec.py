@@ -93,6 +93,7 @@ class _Child:
     """
 
     def __init__(self, launcher: Launcher, entries: list[dict[str, Any]], blobs: bytes) -> None:
+        self._launcher = launcher
         self.reply, reply_w = os.pipe()
         try:
             self.proc = launcher.popen(CHILD_SCRIPT, pass_fds=(reply_w,), stdin=subprocess.PIPE,
@@ -170,11 +171,14 @@ class _Child:
     def alive(self) -> bool:
         return not self._reap(block=False)
 
+    def stop(self) -> None:
+        """SIGKILL the process tree from another thread; the pipes stay to the thread reading them."""
+        if self.proc.returncode is None:
+            self._launcher.kill(self.proc)
+
     def kill(self) -> None:
         """Stop the process (if it still runs), reap it and close every pipe to it; idempotent."""
-        if self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
+        self.stop()
         self._reap(block=True)
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             with contextlib.suppress(OSError, ValueError):
@@ -209,6 +213,7 @@ class PandasExecutor:
         self._prestart = prestart
         self._launcher = Launcher(python, unconfined_ok=self.config.pandas_unconfined_ok)
         self._spare: _Child | None = None
+        self._running: set[_Child] = set()  # killed by close(): a cancelled session waits for no run
         self._closed = False
         self._prestarter: threading.Thread | None = None
         if prestart:
@@ -233,7 +238,7 @@ class PandasExecutor:
             self.close()
 
     def close(self) -> None:
-        """Stop the spare child, if any; no new spare is started afterwards.
+        """Stop the spare child and any child still running code; start no other.
 
         Waits for the prestart thread: it may be reading the tables from the provider (the
         catalog), and the caller closes the catalog next."""
@@ -247,8 +252,12 @@ class PandasExecutor:
             prestarter.join()
         with lock:
             spare, self._spare = self._spare, None
+            running = list(self._running)
+        for child in running:
+            child.stop()  # its run() sees the end, reaps it and closes the pipes it reads
         if spare is not None:
             spare.kill()
+        self._launcher.close()
 
     def check(self, code: str) -> None:
         """Raise SandboxError when ``code`` fails the static check."""
@@ -314,13 +323,20 @@ class PandasExecutor:
         job = _frame({"code": code, "row_cap": cfg.row_cap, "cpu_s": cfg.pandas_cpu_s,
                       "memory_mb": cfg.pandas_memory_mb, "max_bytes": cfg.result_max_bytes,
                       "token": token})
-        child = self._take_child()
+        try:
+            child = self._take_child()
+        except OSError as exc:  # closed meanwhile (the launcher refuses), or no process could start
+            return ExecutionResult.failure("pandas", code, "unavailable", f"the sandbox did not start: {exc}")
+        with self._lock:
+            self._running.add(child)
         try:
             if not child.wait_ready(STARTUP_GRACE_S):
                 child.kill()
                 return self._failure(code, _Outcome(returncode=child.proc.returncode), started=False)
             seen = child.send(job, cfg.pandas_timeout_s, cfg.result_max_bytes + REPLY_SLACK)
         finally:
+            with self._lock:
+                self._running.discard(child)
             self._restock()
         if seen.timed_out:
             return ExecutionResult.failure("pandas", code, "timeout",
