@@ -38,6 +38,9 @@ class EngineConfig(BaseModel):
     prefix_cache_dir: str | None = None
     persist_prefix: bool = True
     request_timeout_s: float = 120.0
+    #: An HTTP server's prefix cache cannot be inspected: a session's prefix (header + schema) is
+    #: warmed again before a question only when no request carried it for this long (0: always).
+    rewarm_after_s: float = Field(default=300.0, ge=0)
     seed: int = 0
 
 

@@ -2,7 +2,10 @@
 
 ``LLMClient.begin_program(session, shared_prefix)`` opens a program (one question) and, unless
 disabled, submits a low-priority prefill-only warm-up of the shared prefix at once, so the schema is
-computed while the question is still being prepared. The program's ``generate`` / ``fork`` /
+computed while the question is still being prepared. A warm-up that would compute nothing is not
+sent: one for the same session and prefix is still queued or running (the session-open one), or
+the engine says it still holds the prefix (``Engine.holds_prefix``; an HTTP server's cache until it
+has been idle ``engine.rewarm_after_s``). The program's ``generate`` / ``fork`` /
 ``stream`` calls are tagged with the program and session and go through the app-aware
 :class:`~autotqa.serving.scheduler.Scheduler` (session locality, critical path first, branches
 batched); every call is recorded in ``client.metrics``. ``end`` closes the program.
@@ -52,7 +55,8 @@ class Program:
         self.results: list[GenerationResult] = []
         #: request id -> (wall-clock submit time, the request): what a trace shows of each call.
         self.sent: dict[str, tuple[float, GenerationRequest]] = {}
-        #: The warm-up's future (None when warm-up is off or had to wait for the first call).
+        #: The warm-up's future: None when warm-up is off, the engine still held the prefix, or
+        #: outside a running loop until the first call submits it.
         self.warmup: asyncio.Future[GenerationResult] | None = None
         self._warm_pending = False
         self._ended = False
@@ -192,6 +196,8 @@ class LLMClient:
                                    locality=self.options.locality, priority=self.options.priority)
         self.warm_on_begin = warm_on_begin
         self.warmup_priority = warmup_priority
+        #: (session, shared prefix) -> its warm-up while queued or running: a second one is redundant.
+        self._warming: dict[tuple[str, PromptSegments], asyncio.Future[GenerationResult]] = {}
         self._program_ids = itertools.count(1)
 
     def begin_program(self, session_id: str, shared_prefix: PromptSegments, *,
@@ -213,16 +219,29 @@ class LLMClient:
                                  agent="warmup", step_id="warmup", prefill_only=True, max_tokens=0,
                                  priority=self.warmup_priority)
 
-    def _submit_warmup(self, program: Program) -> asyncio.Future[GenerationResult]:
-        fut = self.scheduler.submit(self._warmup_request(program.session_id, program.shared_prefix,
-                                                         program.program_id), warmup=True)
+    def _queue_warmup(self, session_id: str, shared_prefix: PromptSegments,
+                      program_id: str) -> asyncio.Future[GenerationResult]:
+        fut = self.scheduler.submit(self._warmup_request(session_id, shared_prefix, program_id), warmup=True)
+        key = (session_id, shared_prefix)
+        self._warming[key] = fut
+        fut.add_done_callback(lambda f: self._warming.pop(key) if self._warming.get(key) is f else None)
+        return fut
+
+    def _submit_warmup(self, program: Program) -> asyncio.Future[GenerationResult] | None:
+        """A question's warm-up, unless one is on its way or the engine still holds the prefix."""
+        pending = self._warming.get((program.session_id, program.shared_prefix))
+        if pending is not None:
+            return pending  # the scheduler runs it before this session's calls anyway
+        if self.engine.holds_prefix(program.session_id, program.shared_prefix):
+            return None
+        fut = self._queue_warmup(program.session_id, program.shared_prefix, program.program_id)
         fut.add_done_callback(lambda f: None if f.cancelled() else f.exception())
         return fut
 
     async def warm(self, session_id: str, shared_prefix: PromptSegments) -> GenerationResult:
-        """Prefill a session's shared prefix (header + schema) before its first question."""
-        req = self._warmup_request(session_id, shared_prefix, f"{session_id}/warm")
-        return await self.scheduler.submit(req, warmup=True)
+        """Prefill a session's shared prefix (header + schema) before its first question; always
+        sent (a new session's prefix is not warm, and this is the warm-up the questions skip)."""
+        return await self._queue_warmup(session_id, shared_prefix, f"{session_id}/warm")
 
     def summary(self, key: str | None = None) -> dict[str, Any]:
         """Metrics of a program or session (the dict that goes into ``Answer.metrics``)."""

@@ -57,6 +57,12 @@ class Engine(abc.ABC):
         benchmark count a workload's distinct tokens, the least any KV reuse must compute."""
         return None
 
+    def holds_prefix(self, session_id: str, prefix: PromptSegments) -> bool:
+        """True when a warm-up of ``prefix`` (header + schema) for this session would compute
+        nothing: the engine still holds its state from an earlier warm-up or call. Called on the
+        event loop thread, so it must not block; False (warm again) when the engine cannot tell."""
+        return False
+
     async def warm(self, request: GenerationRequest) -> GenerationResult:
         """Prefill a shared prefix so the next calls of its session reuse it."""
         return await self.generate(request.model_copy(update={"prefill_only": True, "max_tokens": 0}))

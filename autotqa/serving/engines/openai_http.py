@@ -14,6 +14,9 @@ Servers differ in the details this engine must get right:
 - **Routing.** The session id travels as ``user`` and as ``X-Session-Id`` (with ``X-Program-Id`` and
   ``X-Agent``) so a router in front of several replicas can keep a session on the replica that holds
   its prefix (DESIGN.md, scale-out).
+- **Warm-ups.** The server's prefix cache is invisible from here, so a session's prefix counts as
+  held for ``rewarm_after_s`` after the last request that carried it (``warm_prefixes.py``): a
+  question within that time sends no warm-up request of its own.
 
 Retries are bounded: a connection that cannot be opened is retried by httpx's own transport
 (``AsyncHTTPTransport(retries=...)``, with its exponential backoff); what the transport cannot
@@ -28,7 +31,7 @@ import json
 import re
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -38,7 +41,8 @@ from ...config import EngineConfig
 from ...errors import EngineError
 from ..engine import Engine
 from ..layout import to_messages
-from ..types import FinishReason, GenerationRequest, GenerationResult, StreamChunk, Timings, Usage
+from ..types import FinishReason, GenerationRequest, GenerationResult, PromptSegments, StreamChunk, Timings, Usage
+from ..warm_prefixes import IdlePrefixes
 
 Flavor = Literal["openai", "vllm", "llamacpp", "auto"]
 _OWNED_BY = {"vllm": "vllm", "llamacpp": "llamacpp", "me": "llamacpp"}  # "me": llama-cpp-python
@@ -103,7 +107,8 @@ class OpenAIEngine(Engine):
     def __init__(self, base_url: str, model: str | None = None, api_key: str | None = None, *,
                  server_flavor: Flavor = "auto", timeout_s: float = 120.0, max_retries: int = 3,
                  backoff_s: float = 0.5, max_concurrency: int = 8, seed: int | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, rewarm_after_s: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.base_url = normalize_base_url(base_url)
         self.model = model
         self.api_key = api_key
@@ -117,6 +122,7 @@ class OpenAIEngine(Engine):
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._probed = False
+        self.prefixes = IdlePrefixes(rewarm_after_s, clock=clock)
 
     @classmethod
     def from_config(cls, cfg: EngineConfig, **options: Any) -> OpenAIEngine:
@@ -124,7 +130,7 @@ class OpenAIEngine(Engine):
             raise EngineError("the openai engine needs a server URL",
                               hint="pass --base-url http://HOST:PORT/v1 (e.g. a `vllm serve` deployment)")
         return cls(cfg.base_url, cfg.model, cfg.api_key, timeout_s=cfg.request_timeout_s,
-                   seed=cfg.seed, **options)
+                   seed=cfg.seed, rewarm_after_s=cfg.rewarm_after_s, **options)
 
     # -- HTTP plumbing -------------------------------------------------------------------------
 
@@ -259,17 +265,18 @@ class OpenAIEngine(Engine):
     async def _post_chat(self, request: GenerationRequest, *, stream: bool) -> httpx.Response:
         await self._probe()
         try:
-            return await self._send("POST", "/chat/completions", json_body=self._body(request, stream=stream),
+            resp = await self._send("POST", "/chat/completions", json_body=self._body(request, stream=stream),
                                     headers=self._headers(request), stream=stream)
         except EngineError as err:
             status = getattr(err, "status_code", None)
-            if status in (400, 422) and request.schema_dict() is not None and self.flavor != "llamacpp":
-                # A server that does not know json_schema: fall back to json_object + schema, once.
-                self.flavor = "llamacpp"
-                return await self._send("POST", "/chat/completions",
-                                        json_body=self._body(request, stream=stream),
-                                        headers=self._headers(request), stream=stream)
-            raise
+            if not (status in (400, 422) and request.schema_dict() is not None and self.flavor != "llamacpp"):
+                raise
+            # A server that does not know json_schema: fall back to json_object + schema, once.
+            self.flavor = "llamacpp"
+            resp = await self._send("POST", "/chat/completions", json_body=self._body(request, stream=stream),
+                                    headers=self._headers(request), stream=stream)
+        self.prefixes.touch(request.session_id, request.segments)  # the server took the prompt
+        return resp
 
     def _result(self, request: GenerationRequest, text: str, reason: str | None,
                 usage: dict[str, Any] | None, t0: float, ttft: float) -> GenerationResult:
@@ -334,6 +341,13 @@ class OpenAIEngine(Engine):
             await resp.aclose()
         yield StreamChunk(result=self._result(request, "".join(parts), reason, usage, t0,
                                               ttft or time.perf_counter() - t0))
+
+    def holds_prefix(self, session_id: str, prefix: PromptSegments) -> bool:
+        """Sent within ``rewarm_after_s`` (the server may have evicted it since; we cannot know)."""
+        return self.prefixes.warm(session_id, prefix)
+
+    def end_session(self, session_id: str) -> None:
+        self.prefixes.forget(session_id)
 
     async def close(self) -> None:
         if self._client is not None:

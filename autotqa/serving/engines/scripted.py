@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
 from ..engine import Engine
-from ..layout import render_chatml
+from ..layout import render_chatml, shared_prefix_text
 from ..types import GenerationRequest, GenerationResult, PromptSegments, StreamChunk, Timings, Usage
 
 Reply = str | Callable[[GenerationRequest], str]
@@ -69,6 +69,11 @@ class ScriptedEngine(Engine):
 
     def prompt_token_ids(self, segments: PromptSegments) -> list[Any]:
         return _tokens(render_chatml(segments))
+
+    def holds_prefix(self, session_id: str, prefix: PromptSegments) -> bool:
+        """Its one cached prompt per session (what reuse is counted against) starts with the prefix."""
+        want = _tokens(shared_prefix_text(prefix))
+        return self.session_cache and self._last_prompt.get(session_id, [])[: len(want)] == want
 
     async def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         self.batches.append([r.request_id for r in requests])
