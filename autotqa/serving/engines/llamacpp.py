@@ -41,9 +41,9 @@ from ...errors import EngineError
 from ..engine import Engine
 from ..chat_template import ChatMLTemplate, ChatTemplate, prefill_text, template_for
 from ..model_store import ResolvedModel, default_cache_dir, model_sha256, resolve_model
-from ..types import FinishReason, GenerationRequest, GenerationResult, StreamChunk, Timings, Usage
+from ..types import FinishReason, GenerationRequest, GenerationResult, PromptSegments, StreamChunk, Timings, Usage
 from .llamacpp_batch import TOP_K, TOP_P, MIN_P, BranchSpec, StopScanner, decode_branches, ensure_sequences
-from .llamacpp_kv import PrefixStore, SnapshotLRU, capture, common_prefix, restore
+from .llamacpp_kv import HeldPrefixes, PrefixStore, SnapshotLRU, capture, common_prefix, restore
 from .threads import ThreadPolicy
 
 _DONE = object()
@@ -76,6 +76,7 @@ class LlamaCppEngine(Engine):
         self.model_sha = model_sha
         self.session_cache = session_cache
         self.snapshots = SnapshotLRU(kv_cache_bytes)
+        self.warmed = HeldPrefixes()  # what holds_prefix reads on the event loop thread
         self.store = (PrefixStore(prefix_dir, model_sha, prefix_dir_max_bytes)
                       if persist_prefix and session_cache and prefix_dir is not None else None)
         self.persist_min_tokens = persist_min_tokens
@@ -225,6 +226,7 @@ class LlamaCppEngine(Engine):
             self.snapshots.put(request.session_id, capture(self.llm))
             self.stats["snapshots_saved"] += 1
             self._live_dirty = False
+            self.warmed.add(prefill_text(self.template, request.segments), tokens)
         elapsed = time.perf_counter() - t0
         return self._result(request, "", "prefill", Usage(prompt_tokens=len(tokens), reused_tokens=keep),
                             Timings(ttft_s=elapsed, total_s=elapsed))
@@ -328,6 +330,8 @@ class LlamaCppEngine(Engine):
                 self.llm.reset()
                 self._live_session, self._live_dirty = None, False
             raise
+        finally:
+            self.warmed.refresh(self._live_tokens(), self.snapshots)
 
     @staticmethod
     def _result(request: GenerationRequest, text: str, finish: FinishReason, usage: Usage,
@@ -400,12 +404,17 @@ class LlamaCppEngine(Engine):
         finally:
             cancel.set()  # a caller that gave up ends the decode at the next step
 
+    def holds_prefix(self, session_id: str, prefix: PromptSegments) -> bool:
+        """A warm-up's prefix is still live or in a snapshot (any session's: the tokens are what count)."""
+        return self.session_cache and prefill_text(self.template, prefix) in self.warmed.held
+
     def end_session(self, session_id: str) -> None:
         """Drop a session's snapshot; queued on the worker so it never races a running job."""
         def forget() -> None:
             self.snapshots.pop(session_id)
             if self._live_session == session_id:
                 self._live_session, self._live_dirty = None, False
+            self.warmed.refresh(self._live_tokens(), self.snapshots)
 
         self._pool.submit(forget)
 

@@ -131,6 +131,40 @@ class SnapshotLRU:
         return best
 
 
+class HeldPrefixes:
+    """The warmed prefixes the engine still holds, for a reader on another thread.
+
+    The worker registers each warm-up's tokens (``add``) and after every job recomputes which are
+    still an exact prefix of the live state or of a snapshot (``refresh``); the answer is one
+    frozenset swapped in by a single assignment, so the event loop reads a whole answer without a
+    lock. It can be one job stale: a prefix evicted by the job running now is then recomputed by
+    the question's first call (what its warm-up would have computed, only later).
+
+    >>> lru = SnapshotLRU(budget_bytes=100)
+    >>> held = HeldPrefixes()
+    >>> held.add("schema A", [1, 2, 3]); held.add("schema B", [1, 5])
+    >>> lru.put("s1", KVSnapshot(tokens=(1, 2, 3, 4), data=b""))
+    >>> held.refresh(live=[1, 5, 6], snapshots=lru); sorted(held.held)
+    ['schema A', 'schema B']
+    >>> _ = lru.pop("s1"); held.refresh(live=[1, 5, 6], snapshots=lru); sorted(held.held)
+    ['schema B']
+    """
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, tuple[int, ...]] = {}
+        #: Keys (the warm-up's prompt text) of the prefixes held after the last job.
+        self.held: frozenset[str] = frozenset()
+
+    def add(self, key: str, tokens: Sequence[int]) -> None:
+        self._tokens[key] = tuple(tokens)
+
+    def refresh(self, live: Sequence[int], snapshots: SnapshotLRU) -> None:
+        held = {k for k, t in self._tokens.items()
+                if common_prefix(live, t) == len(t) or snapshots.best_match(t)[1] == len(t)}
+        self._tokens = {k: self._tokens[k] for k in held}  # gone: its next warm-up registers it again
+        self.held = frozenset(held)
+
+
 _MAGIC = b"ATQAKV1\n"
 
 
