@@ -11,7 +11,8 @@ off one by one to measure what each is worth on the agents' real calls. Where ea
   ``factory.engine_options``; a remote server's own prefix cache cannot be turned off from here.
 * ``locality``: the scheduler keeps a session's calls together (started programs first, the
   session live on the slot first, the anticipation hold between a program's calls).
-* ``warm_up``: the shared prefix is prefilled when a session opens and when a program begins.
+* ``warm_up``: the shared prefix is prefilled when a session opens, and when a program begins unless
+  the engine still holds it (``Engine.holds_prefix``; ``client.LLMClient._submit_warmup``).
 * ``priority``: the scheduler runs the critical path first (requests others depend on) and honours
   explicit request priority (with aging).
 
