@@ -8,7 +8,7 @@ import pytest
 from autotqa.agents.base import common_header, render_prompt
 from autotqa.agents.critic import check_result
 from autotqa.agents.engineer import extract_code, using_joins
-from autotqa.agents.linking import join_hints, link_tables, mentioned_tables
+from autotqa.catalog.linking import join_hints, link_tables, mentioned_tables
 from autotqa.agents.planner import Plan, PlanStep, validate_plan
 from autotqa.agents.user import UserAgent
 from autotqa.agents.values import answer_sentence, expects_single_value, extract_values

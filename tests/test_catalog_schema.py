@@ -10,6 +10,7 @@ import pytest
 
 from autotqa.catalog import Catalog, ForeignKey, SchemaInfo, estimate_tokens
 from autotqa.catalog import catalog as catalog_module
+from autotqa.catalog.linking import link_tables
 
 CUSTOMERS = """customer_id,name,signup_date,city,notes
 1,Ana Silva,2021-01-03,Lisbon,first customer
@@ -26,13 +27,13 @@ ORDERS = """order_id,customer_id,amount,status
 15,3,33.10,paid
 """
 SHOP_RENDER = """\
-Table customers (4 rows) -- from customers.csv
+Table customers (4 rows in file order, rowid 0..3) -- from customers.csv
   customer_id BIGINT, primary key, 1..4
   name VARCHAR, e.g. 'Ana Silva', 'Bo Chen', 'Carla Diaz'
   signup_date DATE, 2021-01-03..2024-06-30
   city VARCHAR, 25% null, e.g. 'Lisbon', 'Porto'
   notes VARCHAR, 50% null, e.g. 'a very long note that goes on and on,...', 'first customer'
-Table orders (6 rows) -- from orders.csv
+Table orders (6 rows in file order, rowid 0..5) -- from orders.csv
   order_id BIGINT, primary key, 10..15
   customer_id BIGINT, 1..4
   amount DOUBLE, 0.99..120.5
@@ -110,6 +111,17 @@ def test_foreign_keys_need_names_and_contained_values() -> None:
     }
     fks = Catalog.from_sources([frames]).schema().foreign_keys
     assert fks == [ForeignKey("orders", "customer_id", "customers", "id", 1.0)]
+
+
+def test_one_stemmer_links_courses_by_name_and_by_question() -> None:
+    # The catalog's singulariser cut "courses" to "cours" (while the agents' stemmer said "course"):
+    # enrollments.course_id -> courses.id went unfound, and "course" in a question missed the table.
+    frames = {"courses": pd.DataFrame({"id": [1, 2, 3], "title": ["Art", "Law", "Math"]}),
+              "enrollments": pd.DataFrame({"student": ["a", "b"], "course_id": [1, 3]})}
+    catalog = Catalog.from_sources([frames])
+    assert catalog.schema().foreign_keys == [ForeignKey("enrollments", "course_id", "courses", "id", 1.0)]
+    assert link_tables("Which course has the most enrollments?", catalog.columns_by_table()) == [
+        "courses", "enrollments"]
 
 
 def test_foreign_keys_match_declared_ones_in_sqlite(tmp_path: Path) -> None:

@@ -21,7 +21,8 @@ from ..errors import OutputParseError
 from ..executors.base import ExecutionResult
 from .base import RunContext, render_prompt
 from .planner import Step
-from .linking import key_like, stem
+from ..catalog.linking import key_like
+from ..catalog.words import stem
 from .values import expects_single_value
 
 _WHICH = re.compile(r"^\s*(which|who|what)\b", re.I)

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from ..executors.base import Language
 from ..serving.types import GenerationRequest, new_request_id
 from .base import RunContext, render_prompt
-from .linking import join_hints, link_tables
+from ..catalog.linking import join_hints, link_tables
 from .planner import Step
 from .repairs import ordinal_offset, quote_known_names
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from ..errors import OutputParseError
 from .base import RunContext, render_prompt
-from .linking import link_tables
+from ..catalog.linking import link_tables
 
 
 _CODE = re.compile(r"^\s*(SELECT|WITH|FROM)\b|```", re.I)

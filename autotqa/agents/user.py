@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from pydantic import BaseModel, Field
 
+from ..catalog.words import content_words, name_terms
 from ..errors import OutputParseError
 from .base import RunContext, render_prompt
-from .linking import content_words, name_parts, stem
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 _REFERRING = frozenset(
@@ -32,11 +32,11 @@ class Reformulation(BaseModel):
 
 
 def schema_vocabulary(columns: Mapping[str, Sequence[str]]) -> frozenset[str]:
-    """Stems of table and column names (split on ``_``): the words a relevant question uses."""
+    """Stems of table and column names (split on ``_`` and camelCase): the words a relevant question uses."""
     vocab: set[str] = set()
     for table, cols in columns.items():
         for name in (table, *cols):
-            vocab.update(stem(part) for part in re.split(r"[_\W]+", name) if len(part) >= 3)
+            vocab.update(name_terms(name, min_len=3))
     return frozenset(vocab)
 
 
@@ -61,7 +61,7 @@ def missing_concept(question: str, error: str, vocabulary: Iterable[str]) -> str
     if m is None or "did you mean" in error:
         return None
     name = m[1] or m[2]
-    parts = name_parts(name)
+    parts = name_terms(name)
     words = set(content_words(question))
     vocab = set(vocabulary)
     if parts and all(p in words and p not in vocab for p in parts):

@@ -18,44 +18,15 @@ scoring one is kept.
 
 from __future__ import annotations
 
-import re
-
 import duckdb
 
 from autotqa.catalog.models import ColumnSchema, ForeignKey, TableSchema
 from autotqa.catalog.naming import quote_ident
 from autotqa.catalog.stats import is_numeric, is_temporal
+from autotqa.catalog.words import name_tokens, stem as word_stem
 
 MIN_CONTAINMENT = 0.95
 KEY_TOKENS = ("id", "code", "key", "num", "no", "nr", "number", "uuid")
-
-
-def name_tokens(name: str) -> list[str]:
-    """Lowercase word tokens of an identifier (underscores, spaces, camelCase).
-
-    >>> name_tokens("media_typeId"), name_tokens("StuID"), name_tokens("Budget in Billions")
-    (['media', 'type', 'id'], ['stu', 'id'], ['budget', 'in', 'billions'])
-    """
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
-    spaced = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", spaced)
-    return re.findall(r"[a-z0-9]+", spaced.lower())
-
-
-def singular(word: str) -> str:
-    """A cheap English singular, enough for table names.
-
-    >>> [singular(w) for w in ["customers", "addresses", "countries", "status", "class", "media"]]
-    ['customer', 'address', 'country', 'status', 'class', 'media']
-    """
-    if word.endswith("ies") and len(word) > 4:
-        return word[:-3] + "y"
-    if word.endswith(("sses", "xes", "ches", "shes", "sses")):
-        return word[:-2]
-    if word.endswith("ses") and len(word) > 4:
-        return word[:-2]
-    if word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) > 3:
-        return word[:-1]
-    return word
 
 
 def _norm(name: str) -> str:
@@ -69,7 +40,7 @@ def table_stem(table: str) -> str:
     ('mediatype', 'orderitem')
     """
     tokens = name_tokens(table) or [table.lower()]
-    return "".join(tokens[:-1]) + singular(tokens[-1])
+    return "".join(tokens[:-1]) + word_stem(tokens[-1])
 
 
 def is_key_name(column: str, table: str) -> bool:

@@ -1,8 +1,27 @@
-"""Schema linking: choose the tables and columns a question needs when the full block is too long.
+"""Schema linking: which tables a question needs, how they join, and what of the schema to render.
 
-Relevance is lexical and deterministic: words of the question (lowercased, singularised, stop words
-dropped) are matched against table names (weight 3), column names (2) and sample values (1). The
-block is then grown greedily, each addition kept only if the rendered text still fits the budget:
+This is the project's one linker; words are cut and stemmed by :mod:`autotqa.catalog.words`.
+
+**Tables a question names** (``link_tables``, used by the Planner and the Engineer). Why not trust
+the Planner's table list: a 0.5B model adds tables "to be safe" and then joins them on columns that
+do not exist. The question's own words (table names, distinctive column names) pick the tables;
+key columns shared by name (``*_id``) connect them, adding the tables in between when two named
+tables only meet through a third.
+
+>>> cols = {"customers": ["customer_id", "name", "country"], "orders": ["order_id", "customer_id"],
+...         "order_items": ["order_id", "product_id", "quantity"],
+...         "products": ["product_id", "name", "unit_price"]}
+>>> link_tables("Which customer ordered the most products?", cols)
+['customers', 'orders', 'order_items', 'products']
+>>> link_tables("What is the total quantity sold?", cols)
+['order_items']
+>>> join_hints(["orders", "customers"], cols)
+['orders JOIN customers USING (customer_id)']
+
+**The schema block within a token budget** (``link``, when the full block is too long). Relevance
+is lexical and deterministic: the question's terms are matched against table names (weight 3),
+column names (2) and sample values (1). The block is then grown greedily, each addition kept only
+if the rendered text still fits the budget:
 
 1. relevant tables, best first, with their key columns, foreign-key columns and relevant columns;
 2. tables linked by a foreign key to a chosen one (join paths), with their keys;
@@ -14,32 +33,91 @@ Ties are broken by catalog order, so the same question and data always give the 
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
+import itertools
+from collections import deque
+from collections.abc import Mapping, Sequence
 
-from autotqa.catalog.keys import name_tokens, singular
 from autotqa.catalog.models import ForeignKey, TableSchema
 from autotqa.catalog.render import estimate_tokens, render_block
+from autotqa.catalog.words import STOP_WORDS, content_words, name_terms, name_tokens, question_terms, stem
 
-STOP_WORDS = frozenset("""
-a about after all also an and any are as at be been before by can did do does each every find for
-from get give had has have how i in into is it its list me more most much my not of on or per show
-than that the their them there these they this those to was were what when where which who whom
-whose why will with you your
-""".split())
+#: Name parts too common to say which table a column belongs to.
+_GENERIC = frozenset({"id", "pct", "num", "no", "nr", "code", "key", "date", "name", "type", "value"})
 
 
-def question_terms(text: str) -> set[str]:
-    """Content words of a question, singularised.
-
-    >>> sorted(question_terms("Which customers from Lisbon placed the most orders?"))
-    ['customer', 'lisbon', 'order', 'placed']
-    """
-    return {singular(w) for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOP_WORDS}
+def key_like(column: str) -> bool:
+    low = column.lower()
+    return low == "id" or low.endswith(("_id", "id", "_key", "_code"))
 
 
-def _terms(text: str) -> set[str]:
-    return {singular(w) for w in name_tokens(text) if w not in STOP_WORDS}
+def join_hints(tables: Sequence[str], columns: Mapping[str, Sequence[str]]) -> list[str]:
+    """Key columns two tables share by name (``*_id``-like only: a shared ``name`` is no join).
+
+    Written as ``USING``: the joined key is then one column, so an unqualified ``customer_id`` in
+    the SELECT is not ambiguous — the mistake a small model makes most often after a join."""
+    hints = []
+    for a, b in itertools.combinations(tables, 2):
+        other = set(columns.get(b, ()))
+        hints += [f"{a} JOIN {b} USING ({c})" for c in columns.get(a, ()) if c in other and key_like(c)]
+    return hints
+
+
+def mentioned_tables(question: str, columns: Mapping[str, Sequence[str]]) -> list[str]:
+    """Tables named by the question (whole name or its last part), or owning a column it names
+    that no other table has; in catalog order."""
+    words = set(content_words(question))
+    owners: dict[str, list[str]] = {}
+    for table, cols in columns.items():
+        for col in cols:
+            owners.setdefault(col.lower(), []).append(table)
+    hits = []
+    for table, cols in columns.items():
+        parts = name_terms(table)
+        named = stem(table) in words or (parts and parts[-1] in words)
+        by_column = any(
+            len(owners[c.lower()]) == 1 and (ps := [p for p in name_terms(c) if p not in _GENERIC])
+            and all(p in words for p in ps) for c in cols)
+        if named or by_column:
+            hits.append(table)
+    return hits
+
+
+def _path(start: str, goal: str, edges: Mapping[str, set[str]]) -> list[str]:
+    seen = {start: ""}
+    todo = deque([start])
+    while todo:
+        node = todo.popleft()
+        if node == goal:
+            path = [node]
+            while seen[path[-1]]:
+                path.append(seen[path[-1]])
+            return path[::-1]
+        for nxt in sorted(edges.get(node, ())):
+            if nxt not in seen:
+                seen[nxt] = node
+                todo.append(nxt)
+    return []
+
+
+def link_tables(question: str, columns: Mapping[str, Sequence[str]]) -> list[str]:
+    """The mentioned tables plus those needed to join them, in catalog order ([] if none named)."""
+    found = mentioned_tables(question, columns)
+    if len(found) < 2:
+        return found
+    edges: dict[str, set[str]] = {}
+    for a, b in itertools.combinations(columns, 2):
+        if join_hints([a, b], columns):
+            edges.setdefault(a, set()).add(b)
+            edges.setdefault(b, set()).add(a)
+    needed = set(found)
+    for a, b in itertools.combinations(found, 2):
+        if not join_hints([a, b], columns):
+            needed.update(_path(a, b, edges))
+    return [t for t in columns if t in needed]
+
+
+def _terms(name: str) -> set[str]:
+    return {stem(w) for w in name_tokens(name) if w not in STOP_WORDS}
 
 
 def _scores(tables: Sequence[TableSchema], q: set[str]) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
