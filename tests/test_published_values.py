@@ -80,3 +80,23 @@ def test_typed_sources_keep_their_owners_types(tmp_path: Path, kind: str) -> Non
     cat = Catalog.from_sources(src, freeze=False)
     assert [c.type for c in next(iter(cat.tables.values())).columns] == ["VARCHAR"]
     cat.con.close()
+
+
+def test_file_row_order_is_queryable_as_rowid(tmp_path: Path) -> None:
+    """"Who is listed after B?" needs the file's row order: the schema names rowid and the executor runs it."""
+    from autotqa.executors.sql import SQLExecutor
+    from autotqa.executors.sql_guard import SQLGuard
+
+    src = tmp_path / "games.csv"
+    src.write_text(CSV, encoding="utf-8")
+    cat = Catalog.from_sources(src)
+    assert "Table games (4 rows in file order, rowid 0..3)" in cat.schema().render()
+    ex = SQLExecutor.from_catalog(cat)
+    res = ex.run("SELECT Name FROM games WHERE rowid = (SELECT rowid + 1 FROM games WHERE Name = 'B')")
+    assert res.ok and res.rows == [["C"]], res.error
+    # Only the SQL executor knows the pseudo-column: a plain guard still refuses it.
+    with pytest.raises(Exception, match="unknown column"):
+        SQLGuard(cat.columns_by_table()).check("SELECT rowid FROM games")
+    # Databases and DataFrames have no file order to speak of.
+    frame = Catalog.from_sources(pd.DataFrame({"a": [1, 2]}))
+    assert "file order" not in frame.schema().render()

@@ -21,7 +21,7 @@ from pathlib import Path, PurePath
 
 from autotqa.catalog.models import ColumnSchema, ForeignKey, TableSchema
 from autotqa.catalog.naming import quote_ident, sql_string
-from autotqa.catalog.sniff import display_stem
+from autotqa.catalog.sniff import display_stem, extension_format
 from autotqa.catalog.stats import is_numeric, is_temporal
 
 #: Characters per token assumed by ``estimate_tokens``: typical for BPE tokenizers on schema text
@@ -79,8 +79,14 @@ def table_header(t: TableSchema) -> str:
 
     >>> table_header(TableSchema("order_items", "Order Items", "/data/shop.sqlite", 1))
     'Table order_items (1 row) -- from shop.sqlite, originally "Order Items"'
+    >>> table_header(TableSchema("t_233", "233", "/wtq/233.csv", 20))
+    'Table t_233 (20 rows in file order, rowid 0..19) -- from 233.csv'
     """
     rows = f"{t.n_rows} row{'' if t.n_rows == 1 else 's'}"
+    if t.n_rows > 1 and extension_format(Path(t.source)) in ("csv", "excel"):
+        # A file's rows have an order people ask about ("listed after", "the first one"); DuckDB
+        # keeps it as rowid (the SQL executor accepts the name).
+        rows += f" in file order, rowid 0..{t.n_rows - 1}"
     notes = []
     if t.source != "<dataframe>":
         # Only the file name: a full path would change the bytes between machines.

@@ -101,7 +101,9 @@ class SQLExecutor:
         # A handle of our own: DuckDB refuses (instead of waiting) a second call on a connection
         # object that is busy, and the pandas feeder thread opens cursors on ``con`` meanwhile.
         self._con = con.cursor()
-        self._guard = SQLGuard(columns_by_table)
+        # DuckDB numbers a table's rows in load order (``rowid``): for a file, its row order, which
+        # questions such as "the one listed after X" need (the schema says so for files).
+        self._guard = SQLGuard(columns_by_table, pseudo_columns=("rowid",))
         self.config = config or ExecutorConfig()
         self._watchdog = Watchdog()
 

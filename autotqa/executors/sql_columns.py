@@ -40,9 +40,12 @@ def did_you_mean(candidate: str | None) -> str:
 class ColumnCheck:
     """Checks column references against ``tables`` (lower name -> name) and their ``columns``."""
 
-    def __init__(self, tables: dict[str, str], columns: dict[str, list[str]]) -> None:
+    def __init__(self, tables: dict[str, str], columns: dict[str, list[str]],
+                 pseudo: Sequence[str] = ()) -> None:
         self._tables = tables
         self._columns = columns
+        #: Columns every base table answers to without listing them (DuckDB's ``rowid``).
+        self._pseudo = [p for p in pseudo]
 
     # -- columns -------------------------------------------------------------------------------
 
@@ -67,7 +70,10 @@ class ColumnCheck:
             table = self._tables.get(source.name.lower())
             if table is None:
                 return source.name, None
-            return table, alias_cols or self._columns[table.lower()]
+            if alias_cols:
+                return table, alias_cols
+            own = self._columns[table.lower()]
+            return table, own + [p for p in self._pseudo if p.lower() not in {c.lower() for c in own}]
         if isinstance(source, Scope):
             holder = source.expression.parent
             while isinstance(holder, exp.SetOperation):  # a recursive CTE's branches

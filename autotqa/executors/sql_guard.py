@@ -159,10 +159,11 @@ class SQLGuard:
     ``limits`` bounds the size and nesting of a query before it is parsed.
     """
 
-    def __init__(self, columns_by_table: Mapping[str, Sequence[str]], limits: SQLLimits | None = None) -> None:
+    def __init__(self, columns_by_table: Mapping[str, Sequence[str]], limits: SQLLimits | None = None,
+                 pseudo_columns: Sequence[str] = ()) -> None:
         self._tables = {t.lower(): t for t in columns_by_table}
         self._columns = {t.lower(): list(cols) for t, cols in columns_by_table.items()}
-        self._column_check = ColumnCheck(self._tables, self._columns)
+        self._column_check = ColumnCheck(self._tables, self._columns, pseudo_columns)
         self.limits = limits or SQLLimits()
 
     def check(self, sql: str, read: str | None = None) -> str:
