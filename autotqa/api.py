@@ -22,7 +22,7 @@ import concurrent.futures
 import queue
 import threading
 import uuid
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -55,11 +55,13 @@ def open_catalog(sources: Any, config: Config | None = None) -> Any:
     return open_sources(list(sources), limits=(config or Config()).executor)
 
 
-def build_workspace(catalog: Any, config: Config, *, prestart_pandas: bool = True) -> Workspace:
+def build_workspace(catalog: Any, config: Config, *, prestart_pandas: bool = True,
+                    count_tokens: Callable[[str], int] | None = None) -> Workspace:
     """Schema text, column names and executors of a catalog: what the orchestrator needs.
 
     ``prestart_pandas`` keeps a spare sandbox child ready (worth it in chat; a one-shot question
-    rarely needs pandas and should not pay for a child process it never uses).
+    rarely needs pandas and should not pay for a child process it never uses). ``count_tokens``
+    counts ``agents.schema_token_budget`` (the engine's tokenizer; None: the catalog's estimate).
     """
     from .executors.server_sql import sql_executor_for
 
@@ -74,7 +76,7 @@ def build_workspace(catalog: Any, config: Config, *, prestart_pandas: bool = Tru
             executors["pandas"] = PandasExecutor.from_catalog(catalog, config.executor, prestart=prestart_pandas)
     columns = {table: [getattr(c, "name", c) for c in cols]
                for table, cols in catalog.columns_by_table().items()}
-    schema = catalog.schema().render(token_budget=config.agents.schema_token_budget)
+    schema = catalog.schema().render(token_budget=config.agents.schema_token_budget, count_tokens=count_tokens)
     return Workspace(schema_text=schema, columns=columns, executors=executors)
 
 
@@ -108,7 +110,8 @@ class Session:
         self._thread = threading.Thread(target=self._loop.run_forever, name="autotqa-session", daemon=True)
         self._thread.start()
         try:
-            workspace = build_workspace(self.catalog, self.config, prestart_pandas=prestart_pandas)
+            workspace = build_workspace(self.catalog, self.config, prestart_pandas=prestart_pandas,
+                                        count_tokens=self.engine.token_counter())
             self._executors = dict(workspace.executors)
             self.client: LLMClient = self._call(self._make_client())
             self.orchestrator = Orchestrator(self.client, workspace, self.config, session_id=self.session_id)

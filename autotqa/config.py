@@ -69,7 +69,9 @@ class AgentConfig(BaseModel):
     time_budget_s: float = 180.0
     sample_values: int = 3
     preview_rows: int = 8
-    #: Schema render budget in (approximate) tokens; larger schemas are linked to the question.
+    #: Schema render budget in tokens; larger schemas are linked to the question. Counted by the
+    #: model's tokenizer for the embedded and in-process vLLM engines; for an HTTP server (whose
+    #: tokenizer is remote) and the scripted engine estimated as characters / 3.5.
     schema_token_budget: int = 1800
     #: Keep each LLM call's prompt and reply on the answer (``Answer.calls``) for ``--trace`` files.
     trace_prompts: bool = False

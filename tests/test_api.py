@@ -123,3 +123,17 @@ def test_cli_ask_needs_a_question():
     _register()
     out = CliRunner().invoke(app, ["ask", "How many?"])
     assert out.exit_code == 2
+
+
+def test_session_counts_the_schema_budget_with_the_engines_tokenizer():
+    class OneTokenACharacter(ScriptedEngine):
+        def token_counter(self):
+            return len
+
+    frames = {f"t{i}": pd.DataFrame({"alpha": [1, 2], "beta": ["x", "y"]}) for i in range(20)}
+    cfg = Config(agents=AgentConfig(schema_token_budget=300))
+    with autotqa.Session(frames, engine=OneTokenACharacter(), config=cfg, warm=False,
+                         prestart_pandas=False) as session:
+        text = session.orchestrator.workspace.schema_text
+    # Counted by the estimate (3.5 characters a token) the block would be ~1050 characters long.
+    assert 240 <= len(text) <= 300 and text.startswith("Table t0 (2 rows)")

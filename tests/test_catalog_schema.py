@@ -257,6 +257,19 @@ def test_budgeted_render_without_question_still_fits(baseball: SchemaInfo) -> No
     assert baseball.render(None, 200).startswith("Table team (2805 rows)")
 
 
+def test_budget_is_counted_by_the_tokenizer_given(baseball: SchemaInfo) -> None:
+    # A tokenizer that counts characters: the render fills the budget to within a column line and
+    # never passes it. Counted by the estimate (3.5 characters a token) the text is 3.5 times longer.
+    question = "Which players earned the highest salary?"
+    full = baseball.render()
+    assert baseball.render(question, len(full), count_tokens=len) == full
+    for budget in (600, 2000, 6000, len(full) - 1):
+        text = baseball.render(question, budget, count_tokens=len)
+        assert budget - 60 <= len(text) <= budget
+        assert text == baseball.render(question, budget, count_tokens=len)
+    assert len(baseball.render(question, 2000)) > 3 * 2000
+
+
 def test_render_is_identical_across_processes(shop: Path, spider_dir: Path) -> None:
     """String hashing differs per process (PYTHONHASHSEED): no set order may leak into the text."""
     import os

@@ -219,3 +219,17 @@ def test_factory_builds_local_engine(model_path: Path, tmp_path: Path) -> None:
     # engine.n_batch reaches the llama.cpp context itself, not only the Python wrapper
     assert eng.llm.n_batch == 64 and llama_cpp.llama_n_batch(eng.llm.ctx) == 64
     asyncio.run(eng.close())
+
+
+@pytest.mark.model
+def test_schema_budget_counted_with_the_model_tokenizer(make_engine: Any, llm: Any, spider_dir: Path) -> None:
+    from autotqa.catalog import Catalog
+
+    info = Catalog.from_sources([spider_dir / "databases" / "baseball_1.sqlite"]).schema()
+    count = make_engine().token_counter()
+    question = "Which players earned the highest salary?"
+    text = info.render(question, 1800, count_tokens=count)
+    real = len(llm.tokenize(text.encode(), add_bos=False, special=True))
+    assert 1700 <= real <= 1800
+    # The estimate (3.5 characters a token) overshoots on schema text: the reason for the tokenizer.
+    assert len(llm.tokenize(info.render(question, 1800).encode(), add_bos=False, special=True)) > 1800

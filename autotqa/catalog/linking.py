@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from autotqa.catalog.models import ForeignKey, TableSchema
 from autotqa.catalog.render import estimate_tokens, render_block
@@ -142,19 +142,21 @@ def _scores(tables: Sequence[TableSchema], q: set[str]) -> tuple[dict[str, int],
 
 
 def link(tables: Sequence[TableSchema], primary_keys: dict[str, list[str]],
-         fks: Sequence[ForeignKey], question: str | None, token_budget: int) -> str:
-    """The schema block restricted to what fits ``token_budget`` (see the module docstring)."""
+         fks: Sequence[ForeignKey], question: str | None, token_budget: int,
+         count_tokens: Callable[[str], int] = estimate_tokens) -> str:
+    """The schema block restricted to what fits ``token_budget`` tokens as ``count_tokens`` counts
+    them (see the module docstring)."""
     q = question_terms(question or "")
     table_score, col_score = _scores(tables, q)
     position = {t.name: i for i, t in enumerate(tables)}
     by_name = {t.name: t for t in tables}
     keep: dict[str, list[str]] = {}
     # Naming the left-out tables helps the model, unless the names alone overflow the budget.
-    hidden = estimate_tokens(render_block(tables, primary_keys, fks, {})) <= token_budget
+    hidden = count_tokens(render_block(tables, primary_keys, fks, {})) <= token_budget
 
     def fits(candidate: dict[str, list[str]]) -> bool:
         text = render_block(tables, primary_keys, fks, candidate, list_hidden=hidden)
-        return estimate_tokens(text) <= token_budget
+        return count_tokens(text) <= token_budget
 
     def key_columns(t: TableSchema) -> list[str]:
         keys = set(primary_keys.get(t.name, [])[:1])

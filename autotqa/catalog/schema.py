@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -41,12 +42,16 @@ class SchemaInfo:
                 return t
         raise KeyError(f"no table {name!r}; tables: {', '.join(t.name for t in self.tables)}")
 
-    def render(self, question: str | None = None, token_budget: int | None = None) -> str:
+    def render(self, question: str | None = None, token_budget: int | None = None,
+               count_tokens: Callable[[str], int] | None = None) -> str:
         """The schema block; deterministic, byte-identical for the same data and arguments.
 
-        Without a budget, or when the whole block fits (tokens estimated as characters / 3.5), the
-        full block, whatever the question. Otherwise only what ``linking.link`` picks for the question.
+        Without a budget, or when the whole block fits, the full block, whatever the question.
+        Otherwise only what ``linking.link`` picks for the question. Tokens are counted by
+        ``count_tokens``: the model's own tokenizer where the engine has one (``Engine.token_counter``),
+        else ``estimate_tokens`` (characters / 3.5).
         """
-        if token_budget is None or estimate_tokens(self.full_text) <= token_budget:
+        count = count_tokens or estimate_tokens
+        if token_budget is None or count(self.full_text) <= token_budget:
             return self.full_text
-        return link(self.tables, self.primary_keys, self.foreign_keys, question, token_budget)
+        return link(self.tables, self.primary_keys, self.foreign_keys, question, token_budget, count)

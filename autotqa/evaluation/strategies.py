@@ -211,15 +211,16 @@ class OpenedSource:
     close: Callable[[], None] = lambda: None
 
 
-def open_catalog_source(task: Task, config: Config) -> OpenedSource:
+def open_catalog_source(task: Task, config: Config,
+                        count_tokens: Callable[[str], int] | None = None) -> OpenedSource:
     """Load the task's source into a catalog (or reflect it, for a server URL); the executor gets the
-    evaluation row cap."""
+    evaluation row cap; ``count_tokens`` counts the schema budget (None: the catalog's estimate)."""
     from ..catalog.server import open_sources
     from ..executors.server_sql import sql_executor_for
 
     catalog = open_sources([task.source])
     executor = sql_executor_for(catalog, _eval_executor_config(config))
-    schema = catalog.schema().render(token_budget=config.agents.schema_token_budget)
+    schema = catalog.schema().render(token_budget=config.agents.schema_token_budget, count_tokens=count_tokens)
     return OpenedSource(executor, schema, getattr(catalog, "close", lambda: None))
 
 
@@ -240,13 +241,16 @@ class BaselineStrategy:
     name = "baseline"
 
     def __init__(self, config: Config, engine: Any, *, max_tokens: int = 256, open_sources: int = 2,
-                 opener: Callable[[Task, Config], OpenedSource] = open_catalog_source) -> None:
+                 opener: Callable[[Task, Config], OpenedSource] | None = None) -> None:
         from ..serving.client import LLMClient  # serving only; no agents involved
+        from ..serving.engine import Engine
 
         self.config = config
         self.engine = engine
         self.max_tokens = max_tokens
-        self._opener = opener
+        # The schema budget counted as the agents' sessions count it: the same text for both.
+        counter = engine.token_counter() if isinstance(engine, Engine) else None
+        self._opener = opener or (lambda task, cfg: open_catalog_source(task, cfg, counter))
         self._loop = LoopThread()
 
         async def make_client() -> LLMClient:

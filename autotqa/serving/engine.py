@@ -9,7 +9,7 @@ for an OpenAI-compatible server. Parse-and-repair of structured output lives abo
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, ClassVar
 
 from .types import GenerationRequest, GenerationResult, PromptSegments, StreamChunk
@@ -55,6 +55,12 @@ class Engine(abc.ABC):
     def prompt_token_ids(self, segments: PromptSegments) -> list[Any] | None:
         """The tokens this engine would compute for ``segments`` (None when it cannot say): lets a
         benchmark count a workload's distinct tokens, the least any KV reuse must compute."""
+        return None
+
+    def token_counter(self) -> Callable[[str], int] | None:
+        """Counts the tokens of plain text as this engine's model does, for budgets set in tokens
+        (``agents.schema_token_budget``); None when the engine has no tokenizer at hand (an HTTP
+        server's is on the server; the scripted engine has none): callers then estimate."""
         return None
 
     def holds_prefix(self, session_id: str, prefix: PromptSegments) -> bool:

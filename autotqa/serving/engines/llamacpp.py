@@ -133,6 +133,12 @@ class LlamaCppEngine(Engine):
     def _tokenize(self, text: str) -> list[int]:
         return self.llm.tokenize(text.encode(), add_bos=False, special=True)
 
+    def token_counter(self) -> Callable[[str], int]:
+        """The model's own token count of ``text``, as a prompt holding it tokenizes it. Safe from
+        any thread: llama_tokenize reads only the vocabulary (llama.cpp's server tokenizes in its
+        HTTP threads while the main loop decodes)."""
+        return lambda text: len(self._tokenize(text))
+
     def prompt_token_ids(self, segments: Any) -> list[int]:
         """Call only while the engine is idle (the tokenizer is the model's, used by the worker)."""
         return self._tokenize(self.template.render(segments))

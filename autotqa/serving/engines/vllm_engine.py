@@ -34,7 +34,7 @@ import concurrent.futures
 import inspect
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -166,6 +166,11 @@ class VLLMEngine(Engine):
             stop=None if request.prefill_only else (list(request.stop) or None),
             structured_outputs=structured,
             output_kind=RequestOutputKind.DELTA)
+
+    def token_counter(self) -> Callable[[str], int]:
+        """The model's tokenizer as vLLM loaded it (no special tokens added), for token budgets."""
+        tokenizer = self.llm.get_tokenizer()
+        return lambda text: len(tokenizer.encode(text, add_special_tokens=False))
 
     async def _render(self, request: GenerationRequest) -> Any:
         """The chat-templated prompt as vLLM's engine input (token ids), via vLLM's renderer."""
