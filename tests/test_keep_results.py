@@ -108,7 +108,7 @@ def test_trace_show_reads_the_run_back(runner: CliRunner, tmp_path: Path) -> Non
     assert len(rows) == 3
     for row, call in zip(rows, answer.calls):  # prompt / cached / generated tokens as recorded
         assert row[-4:-1] == [f"{call.prompt_tokens:,}", f"{call.cached_tokens:,}", f"{call.completion_tokens:,}"]
-    assert "Table customers (80 rows)" in text  # the schema, as the prompt carried it
+    assert "Table customers (80 rows in file order, rowid 0..79)" in text  # the schema, as the prompt carried it
 
 
 def test_trace_without_prompts_says_how_to_get_them(runner: CliRunner, tmp_path: Path) -> None:
