@@ -25,7 +25,7 @@ from autotqa.catalog.naming import quote_ident
 
 #: Cell texts that mean "no value" in published tables (compared trimmed and lower-cased).
 PLACEHOLDERS = ("", "-", "--", "---", "—", "–", "−", "n/a", "na", "n.a.", "none", "?", "unknown",
-                "tba", "tbd", "tbc", "?")
+                "tba", "tbd", "tbc")
 
 # A trailing run of citation marks: "[3]", "[citation needed]", "*", "†", "‡", "§", "#".
 _CITATIONS = r"(\s*(\[[^\]]*\]|[*†‡§#]))+$"
@@ -36,22 +36,25 @@ _LEADING_ZERO = r"[-+]?0\d.*"
 _DATE_FORMATS = ["%B %d, %Y", "%d %B %Y", "%b %d, %Y", "%d %b %Y", "%b. %d, %Y", "%Y-%m-%d"]
 
 
+def _uncited(col: str) -> str:
+    """SQL for the trimmed cell without its trailing citation marks."""
+    return f"regexp_replace(trim({col}), '{_CITATIONS}', '')"
+
+
 def _stripped(col: str) -> str:
     """SQL for the cell with citations, currency, per-cent and spaces removed and minus signs made ASCII."""
-    text = f"regexp_replace(trim({col}), '{_CITATIONS}', '')"
-    text = f"regexp_replace({text}, '[$€£¥%\\s]', '', 'g')"
+    text = f"regexp_replace({_uncited(col)}, '[$€£¥%\\s]', '', 'g')"
     return f"regexp_replace({text}, '^[−–]', '-')"
 
 
 def _is_placeholder(col: str) -> str:
-    items = ", ".join("'" + p.replace("'", "''") + "'" for p in dict.fromkeys(PLACEHOLDERS))
+    items = ", ".join("'" + p.replace("'", "''") + "'" for p in PLACEHOLDERS)
     return f"(lower(trim({col})) IN ({items}))"
 
 
 def _as_date(col: str) -> str:
-    text = f"regexp_replace(trim({col}), '{_CITATIONS}', '')"
     formats = ", ".join(f"'{f}'" for f in _DATE_FORMATS)
-    return f"CAST(try_strptime({text}, [{formats}]) AS DATE)"
+    return f"CAST(try_strptime({_uncited(col)}, [{formats}]) AS DATE)"
 
 
 def _as_number(col: str, integer: bool) -> str:

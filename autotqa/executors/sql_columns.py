@@ -45,7 +45,7 @@ class ColumnCheck:
         self._tables = tables
         self._columns = columns
         #: Columns every base table answers to without listing them (DuckDB's ``rowid``).
-        self._pseudo = [p for p in pseudo]
+        self._pseudo = list(pseudo)
 
     # -- columns -------------------------------------------------------------------------------
 
