@@ -87,6 +87,9 @@ class AgentConfig(BaseModel):
     escalate: Literal["repair", "loop", "none"] = "repair"
     #: Failed candidates the "repair" escalation sends back (one forked call each).
     repair_candidates: int = 2
+    #: Every second candidate (and its fix) is written without the linker's "Tables:"/"Join on:"
+    #: lines, so a table linked by a stray word ("seat 50 students") misleads only half the votes.
+    unhinted_candidates: bool = True
 
 
 class Config(BaseModel):

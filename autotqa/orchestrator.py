@@ -224,7 +224,7 @@ class Orchestrator:
             return self._select(run, kept)
         self._check_budget(run)
         codes = await self._agent(run, "engineer", "c", self.engineer.candidates(
-            ctx, steps, cfg.candidate_temperature, greedy_first=not kept))
+            ctx, steps, cfg.candidate_temperature, first=len(kept), alternate=cfg.unhinted_candidates))
         seen: dict[tuple[str, str], tuple[str, ExecutionResult]] = {
             code_key("sql", c.code): (c.code, c.result) for c in kept if c.code}
         candidates = list(kept)
@@ -275,8 +275,9 @@ class Orchestrator:
         self._check_budget(run)
         first = len(cands)
         steps = [Step(id=f"c{first + i + 1}", goal=ctx.question) for i in range(len(broken))]
+        unhinted = self.config.agents.unhinted_candidates
         codes = await self._agent(run, "engineer", "fix", self.engineer.fixes(
-            ctx, [(s, c.code, why) for s, (c, why) in zip(steps, broken)]))
+            ctx, [(s, c.code, why, not (unhinted and c.index % 2)) for s, (c, why) in zip(steps, broken)]))
         for i, (step, code) in enumerate(zip(steps, codes)):
             if code and code_key("sql", code) not in run.tried:
                 final_code, result = await self._run_fixing(run, step, code)

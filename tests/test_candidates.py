@@ -26,9 +26,11 @@ def test_agreeing_candidates_answer_with_no_plan_and_no_critic_call(workspace):
     assert [r.agent for r in calls(eng)] == ["engineer"] * 4  # one fork, nothing else
     assert [len(b) for b in eng.batches] == [4]  # ... reaching the engine as one call
     temps = [r.temperature for r in engineer_calls(eng)]
-    assert temps[0] == 0.0 and all(t > 0 for t in temps[1:])  # greedy first, then samples
-    # Candidates see header + schema only (no board), so all four share one prompt.
-    assert len({r.segments for r in engineer_calls(eng)}) == 1
+    assert temps[:2] == [0.0, 0.0] and all(t > 0 for t in temps[2:])  # greedy per prompt, then samples
+    # Candidates see header + schema only (no board): two prompts, with and without the linker's
+    # table line, alternating.
+    tails = [r.segments.tail for r in engineer_calls(eng)]
+    assert tails[0] == tails[2] != tails[1] == tails[3]
     assert engineer_calls(eng)[0].segments.transcript == ""
     # A repeated query (same parse, whatever the spacing) ran once: two executions for four.
     assert sum(1 for e in ans.trace if e["kind"] == "result") == 2
@@ -169,3 +171,52 @@ def test_the_second_one_keeps_only_the_row_in_second_place(workspace):
     history = [("Which order is the largest?", "Order 2.", "SELECT order_id FROM orders ORDER BY amount DESC LIMIT 1")]
     ans = ask(eng, workspace, "And the second one?", config=VOTE, history=history)
     assert (ans.values, ans.sql) == ([1], "SELECT order_id FROM orders ORDER BY amount DESC LIMIT 1 OFFSET 1")
+
+
+JOINED = "How many orders did customers from Oslo place?"
+OSLO = "SELECT count(*) AS n FROM orders JOIN customers USING (customer_id) WHERE city = 'Oslo'"
+
+
+def test_every_second_candidate_and_its_fix_are_written_without_the_linker_hints(workspace):
+    # Candidates 1 and 3 fail; the repair sends back 0's twin (index 1) and 3: their fixes keep
+    # their candidate's prompt kind.
+    bad = "SELECT nope FROM orders"
+    eng = scripted(engineer=[sql(OSLO), sql(bad), sql(WRONG), sql("SELECT nada FROM orders"),
+                             sql(OSLO), sql(OSLO)])
+    cfg = Config(agents=AgentConfig(candidates=4, escalate="repair", repair_candidates=2))
+    ans = ask(eng, workspace, JOINED, config=cfg)
+    reqs = engineer_calls(eng)
+    hinted = ["Tables: orders, customers." in r.segments.tail for r in reqs]
+    joins = ["Join on: orders JOIN customers USING (customer_id)." in r.segments.tail for r in reqs]
+    assert hinted == joins == [True, False, True, False, False, False]
+    assert [r.temperature for r in reqs[:4]] == [0.0, 0.0, 0.8, 0.8]
+    assert all(f"Question: {JOINED}" in r.segments.tail for r in reqs)
+    assert (ans.values, ans.verified) == ([4], True)
+
+
+def test_a_hinted_candidate_fix_keeps_the_hints(workspace):
+    empty = "SELECT count(*) AS n FROM orders JOIN customers USING (customer_id) WHERE city = 'Paris'"
+    eng = scripted(engineer=[sql(empty), sql(OSLO), sql(WRONG), sql("SELECT nada FROM orders"),
+                             sql(OSLO), sql(OSLO)])
+    cfg = Config(agents=AgentConfig(candidates=4, escalate="repair", repair_candidates=2))
+    ask(eng, workspace, JOINED, config=cfg)
+    fixes = engineer_calls(eng)[4:]
+    assert len(fixes) == 2 and empty in fixes[0].segments.tail
+    assert "Tables: orders, customers." in fixes[0].segments.tail  # candidate 0 was hinted
+    assert "Tables:" not in fixes[1].segments.tail  # candidate 3 was not
+
+
+def test_one_prompt_when_switched_off_or_when_the_linker_names_nothing(workspace):
+    off = Config(agents=AgentConfig(candidates=4, escalate="none", unhinted_candidates=False))
+    eng = scripted(engineer=[sql(OSLO)] * 4)
+    ask(eng, workspace, JOINED, config=off)
+    reqs = engineer_calls(eng)
+    assert len({r.segments for r in reqs}) == 1 and "Tables: orders, customers." in reqs[0].segments.tail
+    assert [r.temperature for r in reqs] == [0.0, 0.8, 0.8, 0.8]
+    # No table named: both prompts would be the same text, so only one greedy candidate (a second
+    # greedy one would repeat it and count as a vote it is not).
+    eng = scripted(engineer=[sql("SELECT name FROM customers")] * 4)
+    ask(eng, workspace, "List every name.", config=VOTE)
+    reqs = engineer_calls(eng)
+    assert len({r.segments for r in reqs}) == 1 and "Tables:" not in reqs[0].segments.tail
+    assert [r.temperature for r in reqs] == [0.0, 0.8, 0.8, 0.8]

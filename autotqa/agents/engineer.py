@@ -202,14 +202,15 @@ class EngineerAgent:
     def __init__(self, columns: Mapping[str, Sequence[str]]) -> None:
         self.columns = columns
 
-    def _request(self, ctx: RunContext, step: Step, *, final: bool, mode: str,
-                 error: str = "", temperature: float | None = None, failed: str = "") -> GenerationRequest:
+    def _request(self, ctx: RunContext, step: Step, *, final: bool, mode: str, error: str = "",
+                 temperature: float | None = None, failed: str = "", hints: bool = True) -> GenerationRequest:
         # The final step is phrased as "answer the QUESTION" and uses the tables linked from the
         # question itself: a small model follows the tail closely, and the Planner's paraphrase and
-        # table list are worse guides than the question.
+        # table list are worse guides than the question. ``hints=False`` leaves the tables and
+        # joins out (the model reads the schema alone).
         about = f"{ctx.followup[0]} {ctx.question}" if ctx.followup else ctx.question
         linked = link_tables(about, self.columns) if final else []
-        tables = linked or step.tables
+        tables = (linked or step.tables) if hints else []
         tail = render_prompt(
             "engineer", step_id=step.id, goal=step.goal, final=final, question=ctx.question,
             tables=tables, joins=join_hints(tables, self.columns), language=step.language,
@@ -243,9 +244,10 @@ class EngineerAgent:
                                                   temperature=temperature))
         return self._post(ctx, step, result.text, mode)
 
-    def _board_free(self, ctx: RunContext, step: Step, *, error: str = "", failed: str = "") -> GenerationRequest:
+    def _board_free(self, ctx: RunContext, step: Step, *, error: str = "", failed: str = "",
+                    hints: bool = True) -> GenerationRequest:
         """The final-step request with only the warm header + schema before its tail (no board)."""
-        request = self._request(ctx, step, final=True, mode="direct", error=error, failed=failed)
+        request = self._request(ctx, step, final=True, mode="direct", error=error, failed=failed, hints=hints)
         return request.model_copy(update={"segments": ctx.prefix.model_copy(update={"tail": request.segments.tail})})
 
     async def direct(self, ctx: RunContext, step: Step) -> str:
@@ -256,24 +258,34 @@ class EngineerAgent:
         return self._post(ctx, step, result.text, "direct")
 
     async def candidates(self, ctx: RunContext, steps: Sequence[Step], temperature: float, *,
-                         greedy_first: bool = True) -> list[str]:
+                         first: int = 0, alternate: bool = False) -> list[str]:
         """One query per step for the same question, from header + schema alone (no board), forked
-        from one warm prefix: the first greedy (the single-shot answer), the others sampled at
-        ``temperature``. Each costs its own decode tokens and the short tail, not the schema."""
-        base = self._board_free(ctx, steps[0])
-        requests = [base.model_copy(update={"request_id": new_request_id(), "step_id": f"{s.id}:candidate",
-                                            "temperature": 0.0 if i == 0 and greedy_first else temperature})
-                    for i, s in enumerate(steps)]
+        from one warm prefix. Step ``i`` is candidate ``first + i``. With ``alternate`` the odd
+        candidates get a tail without the linker's tables and joins (two prompts, as MCS-SQL varies
+        its prompts: a linker that names one table too many then misleads only half the votes).
+        Candidate 0 is greedy (the single-shot answer), and candidate 1 too when its prompt
+        differs; the others are sampled at ``temperature``. Each costs its own decode tokens and
+        the short tail, not the schema."""
+        hinted = self._board_free(ctx, steps[0])
+        plain = self._board_free(ctx, steps[0], hints=False)
+        two = alternate and plain.segments.tail != hinted.segments.tail
+        requests = []
+        for i, s in enumerate(steps, start=first):
+            base = plain if two and i % 2 else hinted
+            greedy = i == 0 or (i == 1 and base is plain)
+            requests.append(base.model_copy(update={"request_id": new_request_id(), "step_id": f"{s.id}:candidate",
+                                                    "temperature": 0.0 if greedy else temperature}))
         results = await ctx.fork(requests)
         return [self._post(ctx, s, r.text, "candidate") for s, r in zip(steps, results)]
 
-    async def fixes(self, ctx: RunContext, failures: Sequence[tuple[Step, str, str]]) -> list[str]:
-        """One corrected query per (step, failed query, what went wrong), forked from the warm prefix
-        like the candidates (no board): the failed query and its error are in the tail."""
-        requests = [self._board_free(ctx, step, error=error, failed=code).model_copy(
-            update={"step_id": f"{step.id}:fix"}) for step, code, error in failures]
+    async def fixes(self, ctx: RunContext, failures: Sequence[tuple[Step, str, str, bool]]) -> list[str]:
+        """One corrected query per (step, failed query, what went wrong, with the linker's hints),
+        forked from the warm prefix like the candidates (no board): the failed query and its error
+        are in the tail."""
+        requests = [self._board_free(ctx, step, error=error, failed=code, hints=hints).model_copy(
+            update={"step_id": f"{step.id}:fix"}) for step, code, error, hints in failures]
         results = await ctx.fork(requests)
-        return [self._post(ctx, s, r.text, "fix") for (s, _, _), r in zip(failures, results)]
+        return [self._post(ctx, s, r.text, "fix") for (s, *_), r in zip(failures, results)]
 
     def adopt(self, ctx: RunContext, step: Step, code: str) -> str:
         """Take a corrected query the Critic derived deterministically: no LLM call needed."""
