@@ -131,3 +131,33 @@ def test_sigterm_stops_cleanly_and_writes_the_report(tmp_path: Path, spider_dir:
     assert rc == 130
     assert len(read_records(results)) == 1
     assert "| baseline | 1 |" in (out / "report.md").read_text()
+
+
+def test_a_run_gets_a_fresh_prefix_cache_unless_one_is_configured(tmp_path: Path, spider_dir: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Persisted schema KV from earlier runs would make a database's first question look warm: a
+    run uses its own cache folder, gone afterwards; a configured folder is used as set."""
+    import autotqa.ui.engine as ui_engine
+
+    seen: list[str | None] = []
+    real = ui_engine.engine_from_config
+
+    def spy(cfg, **kw):  # noqa: ANN001, ANN202
+        seen.append(cfg.prefix_cache_dir)
+        assert cfg.prefix_cache_dir is None or Path(cfg.prefix_cache_dir).is_dir()
+        return real(cfg, **kw)
+
+    monkeypatch.setattr(ui_engine, "engine_from_config", spy)
+    replies = tmp_path / "replies.json"
+    replies.write_text(json.dumps(["```sql\nSELECT 1\n```"]), encoding="utf-8")
+    env = {"AUTOTQA_SCRIPTED_REPLIES": str(replies)}
+    args = ["eval", "--dataset", "spider", "--data", str(spider_dir), "--limit", "1", "--strategy", "baseline",
+            "--engine", "scripted"]
+    assert invoke(args + ["--out", str(tmp_path / "a")], env).exit_code == 0
+    assert seen[0] and "autotqa-eval-kv-" in seen[0] and not Path(seen[0]).exists()
+    mine = tmp_path / "kv"
+    mine.mkdir()
+    replies.write_text(json.dumps(["```sql\nSELECT 1\n```"]), encoding="utf-8")
+    r = invoke(args + ["--out", str(tmp_path / "b")], {**env, "AUTOTQA_ENGINE__PREFIX_CACHE_DIR": str(mine)})
+    assert r.exit_code == 0, r.output
+    assert seen[1] == str(mine) and mine.is_dir()

@@ -7,6 +7,12 @@
 
 Results go to ``DIR/results-<strategy>.jsonl`` one line per question as it finishes; running the
 same command again resumes where it stopped.
+
+The embedded engine persists each schema's KV state on disk across runs (``engine.prefix_cache_dir``,
+an LRU of 2 GB). A benchmark reading that cache would time each database's first question by what
+earlier runs happened to leave there, so a run uses a fresh folder of its own, deleted at the end:
+every database's first question pays its schema once, as a first-time user's does, and two runs
+compare. A ``prefix_cache_dir`` set in the config file or environment is used as set.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import asyncio
 import importlib.util
 import contextlib
 import signal
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -168,14 +175,19 @@ def eval_cmd(
     spec = bind_spec(out, RunSpec(dataset=dataset, data=str(data), limit=limit, sample_seed=sample_seed,
                                   target=server.display if server else None))
     console.print(f"evaluating {spec.describe()} -> {out}")
-    llm = engine_from_config(config.engine)
-    try:
-        with _terminate_as_interrupt() as stop:
-            for name in dict.fromkeys(strategy):  # each once, in the order given
-                _run_strategy(name, spec, out, concurrency, config, llm, console, stop, server)
-    finally:
-        with contextlib.suppress(Exception):
-            asyncio.run(llm.close())
-        write_report(out)
+    with contextlib.ExitStack() as stack:
+        if config.engine.prefix_cache_dir is None:  # see the module docstring
+            fresh = stack.enter_context(tempfile.TemporaryDirectory(prefix="autotqa-eval-kv-"))
+            config = config.model_copy(update={"engine": config.engine.model_copy(
+                update={"prefix_cache_dir": fresh})})
+        llm = engine_from_config(config.engine)
+        try:
+            with _terminate_as_interrupt() as stop:
+                for name in dict.fromkeys(strategy):  # each once, in the order given
+                    _run_strategy(name, spec, out, concurrency, config, llm, console, stop, server)
+        finally:
+            with contextlib.suppress(Exception):
+                asyncio.run(llm.close())
+            write_report(out)
     console.print(f"report: {out / 'report.md'}")
     _hint_if_no_plot(console)
