@@ -220,3 +220,14 @@ def test_one_prompt_when_switched_off_or_when_the_linker_names_nothing(workspace
     reqs = engineer_calls(eng)
     assert len({r.segments for r in reqs}) == 1 and "Tables:" not in reqs[0].segments.tail
     assert [r.temperature for r in reqs] == [0.0, 0.8, 0.8, 0.8]
+
+
+def test_a_single_table_gets_one_prompt(workspace):
+    # The hint would name the only table there is: no second prompt (and one greedy candidate).
+    one = workspace.__class__(schema_text=workspace.schema_text, columns={"orders": workspace.columns["orders"]},
+                              executors=workspace.executors)
+    eng = scripted(engineer=[sql(COUNT)] * 4)
+    ask(eng, one, "How many orders were delivered?", config=VOTE)
+    reqs = engineer_calls(eng)
+    assert len({r.segments for r in reqs}) == 1 and "Tables: orders." in reqs[0].segments.tail
+    assert [r.temperature for r in reqs] == [0.0, 0.8, 0.8, 0.8]

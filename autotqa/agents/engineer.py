@@ -261,14 +261,16 @@ class EngineerAgent:
                          first: int = 0, alternate: bool = False) -> list[str]:
         """One query per step for the same question, from header + schema alone (no board), forked
         from one warm prefix. Step ``i`` is candidate ``first + i``. With ``alternate`` the odd
-        candidates get a tail without the linker's tables and joins (two prompts, as MCS-SQL varies
-        its prompts: a linker that names one table too many then misleads only half the votes).
+        candidates get a tail without the linker's tables and joins when there are several tables
+        (two prompts, as MCS-SQL varies its prompts: a linker that names one table too many then
+        misleads only half the votes).
         Candidate 0 is greedy (the single-shot answer), and candidate 1 too when its prompt
         differs; the others are sampled at ``temperature``. Each costs its own decode tokens and
         the short tail, not the schema."""
         hinted = self._board_free(ctx, steps[0])
         plain = self._board_free(ctx, steps[0], hints=False)
-        two = alternate and plain.segments.tail != hinted.segments.tail
+        # One table: the hint names the only table there is, so a second prompt adds nothing but noise.
+        two = alternate and len(self.columns) > 1 and plain.segments.tail != hinted.segments.tail
         requests = []
         for i, s in enumerate(steps, start=first):
             base = plain if two and i % 2 else hinted
