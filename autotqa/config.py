@@ -88,8 +88,11 @@ class AgentConfig(BaseModel):
     #: Failed candidates the "repair" escalation sends back (one forked call each).
     repair_candidates: int = 2
     #: Every second candidate (and its fix) is written without the linker's "Tables:"/"Join on:"
-    #: lines, so a table linked by a stray word ("seat 50 students") misleads only half the votes.
-    unhinted_candidates: bool = True
+    #: lines (several tables only), so a table linked by a stray word ("seat 50 students")
+    #: misleads only half the votes. Measured (eval/results/attribution.md): with the 1.5B model
+    #: Spider +6 of 50; with the default 0.5B neutral on Spider and 2 of the 12 demo questions
+    #: lost, so off by default. Turn it on with the larger model.
+    unhinted_candidates: bool = False
 
 
 class Config(BaseModel):
