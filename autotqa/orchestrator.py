@@ -275,9 +275,9 @@ class Orchestrator:
         self._check_budget(run)
         first = len(cands)
         steps = [Step(id=f"c{first + i + 1}", goal=ctx.question) for i in range(len(broken))]
-        unhinted = self.config.agents.unhinted_candidates
         codes = await self._agent(run, "engineer", "fix", self.engineer.fixes(
-            ctx, [(s, c.code, why, not (unhinted and c.index % 2)) for s, (c, why) in zip(steps, broken)]))
+            ctx, [(s, c.code, why, c.index) for s, (c, why) in zip(steps, broken)],
+            alternate=self.config.agents.unhinted_candidates))
         for i, (step, code) in enumerate(zip(steps, codes)):
             if code and code_key("sql", code) not in run.tried:
                 final_code, result = await self._run_fixing(run, step, code)

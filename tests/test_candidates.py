@@ -173,6 +173,7 @@ def test_the_second_one_keeps_only_the_row_in_second_place(workspace):
 
 JOINED = "How many orders did customers from Oslo place?"
 TWO = Config(agents=AgentConfig(candidates=4, escalate="none", unhinted_candidates=True))
+REPAIR_TWO = Config(agents=AgentConfig(candidates=4, escalate="repair", repair_candidates=2, unhinted_candidates=True))
 OSLO = "SELECT count(*) AS n FROM orders JOIN customers USING (customer_id) WHERE city = 'Oslo'"
 
 
@@ -182,9 +183,7 @@ def test_every_second_candidate_and_its_fix_are_written_without_the_linker_hints
     bad = "SELECT nope FROM orders"
     eng = scripted(engineer=[sql(OSLO), sql(bad), sql(WRONG), sql("SELECT nada FROM orders"),
                              sql(OSLO), sql(OSLO)])
-    cfg = Config(agents=AgentConfig(candidates=4, escalate="repair", repair_candidates=2,
-                                    unhinted_candidates=True))
-    ans = ask(eng, workspace, JOINED, config=cfg)
+    ans = ask(eng, workspace, JOINED, config=REPAIR_TWO)
     reqs = engineer_calls(eng)
     hinted = ["Tables: orders, customers." in r.segments.tail for r in reqs]
     joins = ["Join on: orders JOIN customers USING (customer_id)." in r.segments.tail for r in reqs]
@@ -198,9 +197,7 @@ def test_a_hinted_candidate_fix_keeps_the_hints(workspace):
     empty = "SELECT count(*) AS n FROM orders JOIN customers USING (customer_id) WHERE city = 'Paris'"
     eng = scripted(engineer=[sql(empty), sql(OSLO), sql(WRONG), sql("SELECT nada FROM orders"),
                              sql(OSLO), sql(OSLO)])
-    cfg = Config(agents=AgentConfig(candidates=4, escalate="repair", repair_candidates=2,
-                                    unhinted_candidates=True))
-    ask(eng, workspace, JOINED, config=cfg)
+    ask(eng, workspace, JOINED, config=REPAIR_TWO)
     fixes = engineer_calls(eng)[4:]
     assert len(fixes) == 2 and empty in fixes[0].segments.tail
     assert "Tables: orders, customers." in fixes[0].segments.tail  # candidate 0 was hinted
@@ -232,3 +229,9 @@ def test_a_single_table_gets_one_prompt(workspace):
     reqs = engineer_calls(eng)
     assert len({r.segments for r in reqs}) == 1 and "Tables: orders." in reqs[0].segments.tail
     assert [r.temperature for r in reqs] == [0.0, 0.8, 0.8, 0.8]
+    # ... and the fix of candidate 1 (which had the hint) keeps it.
+    eng = scripted(engineer=[sql(COUNT), sql("SELECT nope FROM orders"), sql("SELECT nada FROM orders"),
+                             sql(WRONG), sql(COUNT), sql(COUNT)])
+    ask(eng, one, "How many orders were delivered?", config=REPAIR_TWO)
+    fix = engineer_calls(eng)[4]
+    assert "SELECT nope FROM orders" in fix.segments.tail and "Tables: orders." in fix.segments.tail

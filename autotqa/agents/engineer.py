@@ -257,6 +257,12 @@ class EngineerAgent:
         result = await ctx.generate(self._board_free(ctx, step))
         return self._post(ctx, step, result.text, "direct")
 
+    def hinted(self, index: int, alternate: bool) -> bool:
+        """Whether candidate ``index`` (and its fix) gets the linker's tables and joins: with
+        ``alternate`` the odd ones do not, where there are several tables (with one, the hint names
+        the only table there is, so a second prompt would add nothing but noise)."""
+        return not (alternate and len(self.columns) > 1 and index % 2)
+
     async def candidates(self, ctx: RunContext, steps: Sequence[Step], temperature: float, *,
                          first: int = 0, alternate: bool = False) -> list[str]:
         """One query per step for the same question, from header + schema alone (no board), forked
@@ -268,24 +274,24 @@ class EngineerAgent:
         differs; the others are sampled at ``temperature``. Each costs its own decode tokens and
         the short tail, not the schema."""
         hinted = self._board_free(ctx, steps[0])
-        plain = self._board_free(ctx, steps[0], hints=False)
-        # One table: the hint names the only table there is, so a second prompt adds nothing but noise.
-        two = alternate and len(self.columns) > 1 and plain.segments.tail != hinted.segments.tail
+        plain = hinted if self.hinted(1, alternate) else self._board_free(ctx, steps[0], hints=False)
+        two = plain.segments.tail != hinted.segments.tail
         requests = []
         for i, s in enumerate(steps, start=first):
-            base = plain if two and i % 2 else hinted
-            greedy = i == 0 or (i == 1 and base is plain)
+            base = plain if two and not self.hinted(i, alternate) else hinted
+            greedy = i == 0 or (two and i == 1 and base is plain)
             requests.append(base.model_copy(update={"request_id": new_request_id(), "step_id": f"{s.id}:candidate",
                                                     "temperature": 0.0 if greedy else temperature}))
         results = await ctx.fork(requests)
         return [self._post(ctx, s, r.text, "candidate") for s, r in zip(steps, results)]
 
-    async def fixes(self, ctx: RunContext, failures: Sequence[tuple[Step, str, str, bool]]) -> list[str]:
-        """One corrected query per (step, failed query, what went wrong, with the linker's hints),
+    async def fixes(self, ctx: RunContext, failures: Sequence[tuple[Step, str, str, int]], *,
+                    alternate: bool = False) -> list[str]:
+        """One corrected query per (step, failed query, what went wrong, the candidate's index),
         forked from the warm prefix like the candidates (no board): the failed query and its error
-        are in the tail."""
-        requests = [self._board_free(ctx, step, error=error, failed=code, hints=hints).model_copy(
-            update={"step_id": f"{step.id}:fix"}) for step, code, error, hints in failures]
+        are in the tail, with the linker's hints where its candidate had them (:meth:`hinted`)."""
+        requests = [self._board_free(ctx, step, error=error, failed=code, hints=self.hinted(index, alternate))
+                    .model_copy(update={"step_id": f"{step.id}:fix"}) for step, code, error, index in failures]
         results = await ctx.fork(requests)
         return [self._post(ctx, s, r.text, "fix") for (s, *_), r in zip(failures, results)]
 
